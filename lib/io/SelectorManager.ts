@@ -1,0 +1,269 @@
+import { createServer, connect as netConnect } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { ConnectionFactory } from './Connection.js';
+import type { EndPoint, EndPointOwner } from './EndPoint.js';
+import { SocketEndPoint } from './SocketEndPoint.js';
+import { IdleTimeoutScheduler } from './IdleTimeoutScheduler.js';
+import type { WatermarkOptions } from './WriteFlusher.js';
+import { IdleTimeoutError, IllegalStateError, PeerClosedError, ShutdownTimeoutError, WriteTimeoutError } from './errors.js';
+
+/** Options of a {@link SelectorManager}. */
+export interface SelectorManagerOptions extends WatermarkOptions {
+  /** Creates the connection of every accepted endpoint (and of outbound ones unless `connect` gets its own). */
+  connectionFactory: ConnectionFactory;
+  /** Idle timeout of new endpoints in ms; 0 = never. Default 30 000. */
+  idleTimeoutMs?: number;
+  /** Open endpoints at most (accepted and connected); excess accepted sockets are closed at once and counted. */
+  maxConnections?: number;
+  /** The idle-timeout scheduler; default: one owned (and closed) by this manager. */
+  scheduler?: IdleTimeoutScheduler;
+  /**
+   * Told of every endpoint that closed because of an error (a reset, a broken pipe, a connection callback that
+   * threw, a write timeout) and of listener errors. The process is never taken down by them.
+   */
+  onError?: (error: Error, endPoint: EndPoint | undefined) => void;
+}
+
+/** Where to listen. */
+export interface ListenOptions {
+  host?: string;
+  /** 0 (the default) picks a free port; `address()` reports it. */
+  port?: number;
+  backlog?: number;
+}
+
+/** Counters since the manager was created. */
+export interface SelectorManagerStats {
+  accepted: number;
+  connected: number;
+  /** Accepted sockets closed at once because `maxConnections` was reached or the manager was stopping. */
+  refused: number;
+  open: number;
+  closed: number;
+  idleExpired: number;
+  /** Endpoints closed by an error (reset, EPIPE, callback exception, write timeout, forced stop). */
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** `IDLE --listen()--> STARTED --stop()--> STOPPING --> STOPPED`. `connect()` works in IDLE and STARTED. */
+export type SelectorManagerState = 'IDLE' | 'STARTED' | 'STOPPING' | 'STOPPED';
+
+/**
+ * The selector of quay, after Jetty's SelectorManager and ServerConnector: it listens, accepts sockets, wraps
+ * each in a {@link SocketEndPoint}, asks the factory for its connection, registers it with the one shared
+ * idle-timeout scheduler, and keeps the books (stats, `dump()`). Node's event loop is the selector; this class is
+ * what owns the endpoints. `stop(graceMs)` ends everything gracefully, then by force at the deadline.
+ */
+export class SelectorManager implements EndPointOwner {
+  readonly scheduler: IdleTimeoutScheduler;
+  private readonly ownsScheduler: boolean;
+  private readonly options: SelectorManagerOptions;
+  private readonly maxConnections: number;
+  private readonly _endPoints = new Set<EndPoint>();
+  private server: NetServer | undefined;
+  private _state: SelectorManagerState = 'IDLE';
+  private _address: AddressInfo | undefined;
+  private stopping: Promise<void> | undefined;
+  private allClosed: (() => void) | undefined;
+  private readonly counters = { accepted: 0, connected: 0, refused: 0, closed: 0, idleExpired: 0, errors: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(options: SelectorManagerOptions) {
+    this.options = options;
+    this.maxConnections = options.maxConnections ?? Infinity;
+    this.ownsScheduler = options.scheduler === undefined;
+    this.scheduler = options.scheduler ?? new IdleTimeoutScheduler();
+  }
+
+  /** See {@link SelectorManagerState}. */
+  get state(): SelectorManagerState {
+    return this._state;
+  }
+
+  /** The bound address once listening (with the real port when 0 was asked). */
+  address(): AddressInfo | undefined {
+    return this._address;
+  }
+
+  /** The open endpoints (accepted and connected). */
+  get endPoints(): ReadonlySet<EndPoint> {
+    return this._endPoints;
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  async listen(options: ListenOptions = {}): Promise<AddressInfo> {
+    if (this._state !== 'IDLE') throw new IllegalStateError(`cannot listen in state ${this._state}`);
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    this.server = server;
+    server.on('error', (error) => this.reportError(error, undefined));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      server.once('error', onError);
+      server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, backlog: options.backlog ?? 511 }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    this._address = server.address() as AddressInfo;
+    this._state = 'STARTED';
+    return this._address;
+  }
+
+  /**
+   * Opens an outbound connection (the client side). Resolves with the endpoint once connected and its
+   * connection opened; rejects with the socket error (ECONNREFUSED...) otherwise.
+   */
+  connect(options: { host: string; port: number }, factory: ConnectionFactory = this.options.connectionFactory): Promise<SocketEndPoint> {
+    if (this._state === 'STOPPING' || this._state === 'STOPPED') {
+      return Promise.reject(new IllegalStateError(`cannot connect in state ${this._state}`));
+    }
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: options.host, port: options.port, allowHalfOpen: true });
+      const onError = (error: Error): void => {
+        socket.destroy();
+        reject(error);
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        this.counters.connected++;
+        resolve(this.attach(socket, factory));
+      });
+    });
+  }
+
+  /** Counters, with byte totals including the open endpoints. */
+  stats(): SelectorManagerStats {
+    let bytesIn = this.counters.bytesIn;
+    let bytesOut = this.counters.bytesOut;
+    for (const endPoint of this._endPoints) {
+      bytesIn += endPoint.bytesIn;
+      bytesOut += endPoint.bytesOut;
+    }
+    return { ...this.counters, open: this._endPoints.size, bytesIn, bytesOut };
+  }
+
+  /**
+   * A readable tree of the manager, its endpoints and their connections (Jetty's Dumpable), so an operator can
+   * see what the server holds: state, idle time, bytes, pending writes, read state.
+   */
+  dump(): string {
+    const s = this.stats();
+    const where = this._address === undefined ? 'not listening' : `${this._address.address}:${this._address.port}`;
+    const lines = [
+      `SelectorManager ${where} ${this._state} accepted=${s.accepted} connected=${s.connected} refused=${s.refused} ` +
+        `open=${s.open} closed=${s.closed} idleExpired=${s.idleExpired} errors=${s.errors} in=${s.bytesIn}B out=${s.bytesOut}B`,
+      `+- IdleTimeoutScheduler tick=${this.scheduler.tickMs}ms watching=${this.scheduler.size}`,
+    ];
+    let i = 0;
+    const n = this._endPoints.size;
+    for (const endPoint of this._endPoints) {
+      const last = ++i === n;
+      lines.push(`${last ? '+-' : '+-'} ${endPoint.describe()}`);
+      let connection = '(no connection)';
+      try {
+        const c = endPoint.connection;
+        connection = c.describe?.() ?? c.constructor.name;
+      } catch {
+        // Not opened yet.
+      }
+      lines.push(`${last ? '   ' : '|  '}+- ${connection}`);
+    }
+    return lines.join('\n');
+  }
+
+  /**
+   * Graceful stop: stops accepting, asks every connection to finish (`onShutdown`, or flush and half-close),
+   * force-closes what remains at the deadline (their pending writes fail with `ShutdownTimeoutError` as the
+   * cause), and resolves when every endpoint is closed and the listener is released.
+   */
+  stop(graceMs = 30_000): Promise<void> {
+    if (this.stopping !== undefined) return this.stopping;
+    this._state = 'STOPPING';
+    this.stopping = this.doStop(graceMs);
+    return this.stopping;
+  }
+
+  /** @internal EndPointOwner */
+  onEndPointClosed(endPoint: EndPoint, cause: Error | undefined): void {
+    if (!this._endPoints.delete(endPoint)) return;
+    this.counters.closed++;
+    this.counters.bytesIn += endPoint.bytesIn;
+    this.counters.bytesOut += endPoint.bytesOut;
+    if (cause instanceof IdleTimeoutError) this.counters.idleExpired++;
+    else if (cause !== undefined && !(cause instanceof PeerClosedError)) {
+      this.counters.errors++;
+      if (cause instanceof WriteTimeoutError) this.counters.idleExpired++;
+      this.reportError(cause, endPoint);
+    }
+    if (this._endPoints.size === 0) this.allClosed?.();
+  }
+
+  private accept(socket: Socket): void {
+    if (this._state !== 'STARTED' || this._endPoints.size >= this.maxConnections) {
+      this.counters.refused++;
+      socket.on('error', ignore);
+      socket.destroy();
+      return;
+    }
+    this.counters.accepted++;
+    this.attach(socket, this.options.connectionFactory);
+  }
+
+  private attach(socket: Socket, factory: ConnectionFactory): SocketEndPoint {
+    const endPoint = new SocketEndPoint(socket, {
+      scheduler: this.scheduler,
+      idleTimeoutMs: this.options.idleTimeoutMs ?? 30_000,
+      owner: this,
+      ...(this.options.highWatermark === undefined ? {} : { highWatermark: this.options.highWatermark }),
+      ...(this.options.lowWatermark === undefined ? {} : { lowWatermark: this.options.lowWatermark }),
+    });
+    this._endPoints.add(endPoint);
+    let connection;
+    try {
+      connection = factory.newConnection(endPoint);
+    } catch (e) {
+      this._endPoints.delete(endPoint);
+      this.counters.errors++;
+      this.reportError(e instanceof Error ? e : new Error(String(e)), endPoint);
+      socket.destroy();
+      return endPoint;
+    }
+    endPoint.open(connection);
+    return endPoint;
+  }
+
+  private async doStop(graceMs: number): Promise<void> {
+    const server = this.server;
+    const listenerClosed =
+      server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this._endPoints.size > 0) {
+      const allClosed = new Promise<void>((resolve) => (this.allClosed = resolve));
+      for (const endPoint of [...this._endPoints]) endPoint.shutdown();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([allClosed, deadline]);
+      clearTimeout(timer);
+      if (this._endPoints.size > 0) {
+        const error = new ShutdownTimeoutError(graceMs);
+        for (const endPoint of [...this._endPoints]) endPoint.close(error);
+      }
+    }
+    await listenerClosed;
+    if (this.ownsScheduler) this.scheduler.close();
+    this._state = 'STOPPED';
+  }
+
+  private reportError(error: Error, endPoint: EndPoint | undefined): void {
+    const hook = this.options.onError;
+    if (hook === undefined) return;
+    try {
+      hook(error, endPoint);
+    } catch {
+      // A logging hook that throws must not take the selector down.
+    }
+  }
+}
+
+function ignore(): void {}

@@ -1,0 +1,113 @@
+import type { Socket } from 'node:net';
+import { EndPoint } from './EndPoint.js';
+import type { EndPointOptions } from './EndPoint.js';
+
+const kEndPoint = Symbol('quay.endPoint');
+
+interface OwnedSocket extends Socket {
+  [kEndPoint]?: SocketEndPoint;
+}
+
+/**
+ * An endpoint over a `node:net` socket. The socket must be created with `allowHalfOpen: true`, so that a peer's
+ * FIN reaches the connection (`onInputShutdown`) instead of Node closing our side for us.
+ *
+ * The socket's listeners are shared module functions that find their endpoint through a symbol on the socket:
+ * no closures per connection, which matters for idle memory with tens of thousands of sockets.
+ */
+export class SocketEndPoint extends EndPoint {
+  readonly socket: Socket;
+  private readonly _remoteAddress: string;
+  private readonly _remotePort: number;
+  private readonly _localAddress: string;
+  private readonly _localPort: number;
+  private writeDone: ((error?: Error | null) => void) | undefined;
+
+  constructor(socket: Socket, options: EndPointOptions = {}) {
+    super(options);
+    this.socket = socket;
+    // Addresses are read once: Node forgets them when the socket is destroyed, and logs want them after.
+    this._remoteAddress = socket.remoteAddress ?? '';
+    this._remotePort = socket.remotePort ?? 0;
+    this._localAddress = socket.localAddress ?? '';
+    this._localPort = socket.localPort ?? 0;
+    socket.setNoDelay(true);
+    (socket as OwnedSocket)[kEndPoint] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+  }
+
+  get remoteAddress(): string {
+    return this._remoteAddress;
+  }
+  get remotePort(): number {
+    return this._remotePort;
+  }
+  get localAddress(): string {
+    return this._localAddress;
+  }
+  get localPort(): number {
+    return this._localPort;
+  }
+
+  /**
+   * @internal One gathered write: a single `socket.write` for one buffer; for several, cork/uncork so that Node
+   * issues one `writev`. The callback of the last write runs when the whole batch reached the kernel.
+   */
+  transmit(buffers: Buffer[], _byteCount: number): void {
+    const socket = this.socket;
+    const done = (this.writeDone ??= (error?: Error | null) => this.flusher.completed(error ?? null));
+    const last = buffers.length - 1;
+    if (last === 0) {
+      socket.write(buffers[0]!, done);
+      return;
+    }
+    socket.cork();
+    for (let i = 0; i < last; i++) socket.write(buffers[i]!);
+    socket.write(buffers[last]!, done);
+    socket.uncork();
+  }
+
+  /** @internal */
+  onData(bytes: Buffer): void {
+    this.fill(bytes);
+  }
+
+  /** @internal */
+  onEnd(): void {
+    this.inputShutdown();
+  }
+
+  protected doPauseReading(): void {
+    this.socket.pause();
+  }
+  protected doResumeReading(): void {
+    this.socket.resume();
+  }
+  protected doShutdownOutput(): void {
+    this.socket.end();
+  }
+  protected doClose(): void {
+    this.socket.destroy();
+  }
+}
+
+function onSocketData(this: OwnedSocket, bytes: Buffer): void {
+  this[kEndPoint]?.onData(bytes);
+}
+
+function onSocketEnd(this: OwnedSocket): void {
+  this[kEndPoint]?.onEnd();
+}
+
+function onSocketError(this: OwnedSocket, error: Error): void {
+  // ECONNRESET, EPIPE, ETIMEDOUT...: the cause reaches the connection's onClose.
+  this[kEndPoint]?.close(error);
+}
+
+function onSocketClose(this: OwnedSocket): void {
+  // Closed without an 'error' first and not by us: both sides ended in order.
+  this[kEndPoint]?.close(undefined);
+}

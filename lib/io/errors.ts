@@ -1,0 +1,84 @@
+/**
+ * Typed errors of the I/O layer. Every error that reaches a connection's `onClose(cause)` or a write callback
+ * is one of these (or a Node system error such as ECONNRESET, passed through as the cause), so callers can
+ * switch on `code` instead of parsing messages.
+ */
+
+/** Base class of quay's I/O errors. `code` is stable and meant for programs; `message` is for people. */
+export class IoError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * The endpoint closed before a write completed, or a write was issued on a closed endpoint.
+ * `cause` carries why the endpoint closed (a reset, an idle timeout, a handler's exception...).
+ */
+export class EndPointClosedError extends IoError {
+  constructor(message = 'endpoint closed', cause?: unknown) {
+    super('ENDPOINT_CLOSED', message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** The endpoint saw no activity for its idle timeout and its connection agreed to close. */
+export class IdleTimeoutError extends IoError {
+  readonly idleTimeoutMs: number;
+  constructor(idleTimeoutMs: number) {
+    super('IDLE_TIMEOUT', `idle timeout expired after ${idleTimeoutMs} ms`);
+    this.idleTimeoutMs = idleTimeoutMs;
+  }
+}
+
+/**
+ * A write made no progress for the idle timeout: the peer stopped reading. Like Jetty's WriteFlusher, the idle
+ * timeout fails the stuck write and the endpoint is closed, whatever the connection would prefer, because a
+ * peer that never reads would otherwise hold the write queue (and its memory) forever.
+ */
+export class WriteTimeoutError extends IoError {
+  readonly idleTimeoutMs: number;
+  readonly pendingBytes: number;
+  constructor(idleTimeoutMs: number, pendingBytes: number) {
+    super('WRITE_TIMEOUT', `write of ${pendingBytes} bytes made no progress for ${idleTimeoutMs} ms`);
+    this.idleTimeoutMs = idleTimeoutMs;
+    this.pendingBytes = pendingBytes;
+  }
+}
+
+/** The peer shut down its output (TCP FIN) and the connection did not ask to keep the endpoint half-open. */
+export class PeerClosedError extends IoError {
+  constructor() {
+    super('PEER_CLOSED', 'the peer closed its side of the connection');
+  }
+}
+
+/** A connection callback threw; the endpoint was closed with this error, whose `cause` is what was thrown. */
+export class ConnectionCallbackError extends IoError {
+  readonly callback: string;
+  constructor(callback: string, cause: unknown) {
+    super('CONNECTION_CALLBACK_THREW', `connection ${callback}() threw: ${describe(cause)}`, { cause });
+    this.callback = callback;
+  }
+}
+
+/** `SelectorManager.stop()` reached its deadline and force-closed this endpoint. */
+export class ShutdownTimeoutError extends IoError {
+  constructor(graceMs: number) {
+    super('SHUTDOWN_TIMEOUT', `graceful stop did not finish within ${graceMs} ms; endpoint force-closed`);
+  }
+}
+
+/** A write or an operation was attempted in a state that does not allow it (e.g. after shutdownOutput). */
+export class IllegalStateError extends IoError {
+  constructor(message: string) {
+    super('ILLEGAL_STATE', message);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  return String(value);
+}
