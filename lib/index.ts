@@ -31,3 +31,22 @@ export {
   ShutdownTimeoutError,
   WriteTimeoutError,
 } from './io/errors.js';
+
+// lib/http
+export { Server } from './http/Server.js';
+export type { ServerOptions, ServerErrorContext } from './http/Server.js';
+export { Router } from './http/Router.js';
+export type { RouteOptions } from './http/Router.js';
+export type { Handler, HandlerFunction } from './http/Handler.js';
+export { Request } from './http/Request.js';
+export { Response } from './http/Response.js';
+export type { ResponseState } from './http/Response.js';
+export { HttpConnection, HttpConnectionFactory } from './http/HttpConnection.js';
+export type { HttpConnectionOptions, HttpConnectionState } from './http/HttpConnection.js';
+export { HttpParser, DEFAULT_LIMITS } from './http/HttpParser.js';
+export type { HttpParserHandler, HttpParserLimits, HttpParserState, HttpRequestHead, HttpResponseHead } from './http/HttpParser.js';
+export { HttpFields } from './http/HttpFields.js';
+export { generateRequestHead, generateResponseHead, chunkHeader, httpDate } from './http/HttpGenerator.js';
+export { reasonPhrase } from './http/HttpStatus.js';
+export { HttpGeneratorError, HttpParseError } from './http/errors.js';
+export { RequestBodyError, ResponseAbortedError, ResponseStateError } from './http/exchangeErrors.js';

@@ -1,0 +1,20 @@
+import type { Request } from './Request.js';
+import type { Response } from './Response.js';
+
+/**
+ * Handles requests (Jetty 12's Handler). Return (or resolve to) `false` to decline: the request goes to the
+ * next candidate (the Router's next matching route, and in the end a 404). Anything else means handled; the
+ * handler must then `end()` the response, now or later. A handler that throws or rejects gets a 500 if nothing
+ * was sent yet, otherwise the connection is closed; the error is reported through the server's error hook.
+ */
+export interface Handler {
+  handle(request: Request, response: Response): boolean | void | Promise<boolean | void>;
+}
+
+/** A handler written as a function. */
+export type HandlerFunction = Handler['handle'];
+
+/** Accepts a Handler or a plain function. */
+export function toHandler(handler: Handler | HandlerFunction): Handler {
+  return typeof handler === 'function' ? { handle: handler } : handler;
+}

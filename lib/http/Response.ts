@@ -1,0 +1,205 @@
+import type { Connection } from '../io/Connection.js';
+import type { EndPoint } from '../io/EndPoint.js';
+import { HttpFields } from './HttpFields.js';
+import { CRLF, LAST_CHUNK, chunkHeader, generateResponseHead } from './HttpGenerator.js';
+import { ResponseStateError } from './exchangeErrors.js';
+
+/** What a Response needs from its connection. */
+export interface ResponseChannel {
+  /** The request allows the connection to stay open (its keep-alive rules, RFC 9112 §9.3). */
+  readonly requestKeepAlive: boolean;
+  /** The request was HEAD: no body bytes are sent. */
+  readonly requestIsHead: boolean;
+  readonly versionMinor: 0 | 1;
+  /** Writes through the endpoint; false above the high watermark. */
+  write(buffers: Buffer[], callback?: (error: Error | null) => void): boolean;
+  /** Resolves when writes may go on (low watermark), rejects when the connection closed. */
+  whenWritable(): Promise<void>;
+  /** The response was fully written; `keepAlive` false closes the connection after the flush. */
+  onResponseComplete(keepAlive: boolean): void;
+  /** Writes the 101 head and swaps the endpoint's connection (see Response.upgrade). */
+  upgrade(head: Buffer, next: (endPoint: EndPoint) => Connection): void;
+}
+
+/** `HEADERS` (head not sent) → `COMMITTED` (head sent, body streaming) → `COMPLETE`; or → `UPGRADED`. */
+export type ResponseState = 'HEADERS' | 'COMMITTED' | 'COMPLETE' | 'UPGRADED';
+
+const RESOLVED = Promise.resolve();
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * An HTTP response. Set `status` and headers, then `write()` body chunks (each returns a Promise that
+ * resolves at once while the connection is under its high watermark, and later when it has drained: await it
+ * for backpressure) and `end()`. With no `Content-Length` set, a body written in several calls is sent
+ * chunked (HTTP/1.1) or close-delimited (HTTP/1.0); `end(body)` alone sends a `Content-Length`.
+ */
+export class Response {
+  /** The status code; settable until the head is sent. */
+  status = 200;
+  /** A reason phrase; the standard one when undefined. */
+  reason: string | undefined;
+  readonly headers = new HttpFields();
+  private _state: ResponseState = 'HEADERS';
+  private chunked = false;
+  private keepAlive = true;
+  private declaredLength = -1;
+  private sentBodyBytes = 0;
+
+  /** @internal Made by HttpConnection. */
+  constructor(private readonly channel: ResponseChannel) {}
+
+  /** See {@link ResponseState}. */
+  get state(): ResponseState {
+    return this._state;
+  }
+
+  /** True once the status line and headers were handed to the connection. */
+  get headersSent(): boolean {
+    return this._state !== 'HEADERS';
+  }
+
+  /** True once `end()` was called (or the connection was upgraded). */
+  get finished(): boolean {
+    return this._state === 'COMPLETE' || this._state === 'UPGRADED';
+  }
+
+  /** Sets a header (replacing any value). Throws once the head was sent. */
+  setHeader(name: string, value: string | number | readonly string[]): this {
+    this.checkHeaders();
+    this.headers.delete(name);
+    if (Array.isArray(value)) for (const v of value as readonly string[]) this.headers.add(name, v);
+    else this.headers.add(name, String(value));
+    return this;
+  }
+
+  /** Adds a header value (keeping the others). */
+  addHeader(name: string, value: string): this {
+    this.checkHeaders();
+    this.headers.add(name, value);
+    return this;
+  }
+
+  getHeader(name: string): string | undefined {
+    return this.headers.get(name);
+  }
+
+  removeHeader(name: string): this {
+    this.checkHeaders();
+    this.headers.delete(name);
+    return this;
+  }
+
+  /**
+   * Writes a body chunk (a string is UTF-8). Sends the head first if needed. Resolves when more may be written.
+   * Rejects with `ResponseStateError` after `end()`.
+   */
+  write(chunk: Buffer | string): Promise<void> {
+    if (this.finished) return Promise.reject(new ResponseStateError('write after end'));
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(-1)] : [];
+    this.appendBody(buffers, data);
+    if (buffers.length === 0) return RESOLVED;
+    return this.channel.write(buffers) ? RESOLVED : this.channel.whenWritable();
+  }
+
+  /**
+   * Ends the response, with an optional last chunk. Resolves when every byte reached the kernel; rejects if the
+   * connection closed first. Calling it twice rejects with `ResponseStateError`.
+   */
+  end(chunk?: Buffer | string): Promise<void> {
+    if (this.finished) return Promise.reject(new ResponseStateError('end called twice'));
+    let data: Buffer = EMPTY;
+    if (chunk !== undefined) {
+      data = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      if (typeof chunk === 'string' && this._state === 'HEADERS' && !this.headers.has('content-type')) {
+        this.headers.set('Content-Type', 'text/plain; charset=utf-8');
+      }
+    }
+    const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(data.length)] : [];
+    this.appendBody(buffers, data);
+    if (this.chunked) buffers.push(LAST_CHUNK);
+    if (this.declaredLength >= 0 && this.sentBodyBytes !== this.declaredLength && !this.channel.requestIsHead && this.hasBody()) {
+      // Fewer (or more) bytes than Content-Length promised: the message is broken, so the connection cannot be
+      // reused (RFC 9112 §6.3: the client would misread the next response).
+      this.keepAlive = false;
+    }
+    this._state = 'COMPLETE';
+    const keepAlive = this.keepAlive;
+    const done = new Promise<void>((resolve, reject) => {
+      this.channel.write(buffers, (error) => (error === null ? resolve() : reject(error)));
+    });
+    this.channel.onResponseComplete(keepAlive);
+    return done;
+  }
+
+  /** Sends a complete response in one call: status, optional content type, body. */
+  send(status: number, body: string | Buffer = '', contentType?: string): Promise<void> {
+    this.status = status;
+    if (contentType !== undefined) this.setHeader('Content-Type', contentType);
+    return this.end(body);
+  }
+
+  /**
+   * Switches protocols (RFC 9110 §15.2.2): writes `101 Switching Protocols` with these headers and swaps the
+   * endpoint's connection in place for `next(endPoint)`. The bytes that followed the request head are handed to
+   * the new connection before any later read. Only for a request with `isUpgrade`.
+   */
+  upgrade(fields: Record<string, string>, next: (endPoint: EndPoint) => Connection): void {
+    if (this._state !== 'HEADERS') throw new ResponseStateError('cannot upgrade: the response was already started');
+    // Built here rather than by the generator: a 101 has neither a body nor keep-alive semantics, and its
+    // Connection header is `Upgrade` (RFC 9110 §7.8).
+    let head = 'HTTP/1.1 101 Switching Protocols\r\n';
+    for (const [name, value] of Object.entries(fields)) {
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value)) {
+        throw new ResponseStateError(`invalid header for 101: ${JSON.stringify(name)}`);
+      }
+      head += `${name}: ${value}\r\n`;
+    }
+    this._state = 'UPGRADED';
+    this.channel.upgrade(Buffer.from(head + '\r\n', 'latin1'), next);
+  }
+
+  private commit(contentLength: number): Buffer {
+    const declared = this.headers.get('content-length');
+    if (declared !== undefined) {
+      const n = Number(declared);
+      if (!/^\d+$/.test(declared) || !Number.isSafeInteger(n)) throw new ResponseStateError(`invalid Content-Length: ${declared}`);
+      contentLength = n;
+      this.headers.delete('content-length');
+    }
+    if (this.headers.has('connection') && /(^|,)\s*close\s*(,|$)/i.test(this.headers.get('connection')!)) {
+      this.keepAlive = false;
+    }
+    this.headers.delete('connection');
+    const head = generateResponseHead({
+      status: this.status,
+      ...(this.reason === undefined ? {} : { reason: this.reason }),
+      fields: this.headers,
+      contentLength,
+      keepAlive: this.keepAlive && this.channel.requestKeepAlive,
+      head: this.channel.requestIsHead,
+      versionMinor: this.channel.versionMinor,
+    });
+    this.chunked = head.chunked;
+    this.keepAlive = head.keepAlive;
+    this.declaredLength = this.hasBody() ? contentLength : -1;
+    this._state = 'COMMITTED';
+    return head.bytes;
+  }
+
+  private appendBody(buffers: Buffer[], data: Buffer): void {
+    if (data.length === 0 || this.channel.requestIsHead || !this.hasBody()) return;
+    this.sentBodyBytes += data.length;
+    if (this.chunked) buffers.push(chunkHeader(data.length), data, CRLF);
+    else buffers.push(data);
+  }
+
+  /** 1xx, 204 and 304 responses never carry a body (RFC 9110 §6.4.1). */
+  private hasBody(): boolean {
+    return !(this.status < 200 || this.status === 204 || this.status === 304);
+  }
+
+  private checkHeaders(): void {
+    if (this._state !== 'HEADERS') throw new ResponseStateError('headers already sent');
+  }
+}

@@ -1,0 +1,71 @@
+/** Shared pieces of the side-by-side benchmarks: child servers pinned to a core, medians, ratios. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const HAVE_TASKSET = spawnSync('taskset', ['--version']).status === 0;
+export const SERVER_CORE = '0';
+export const LOAD_CORE = '1';
+
+/** The compiled perf/ folder (dist/perf), where the servers are. */
+export const PERF_DIR = dirname(fileURLToPath(import.meta.url));
+
+export interface RunningServer {
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts `servers/<name>.js` pinned to the server core; resolves once it printed `listening PORT`. */
+export function startServer(name: string, extraArgs: string[] = []): Promise<RunningServer> {
+  const script = join(PERF_DIR, 'servers', `${name}.js`);
+  const command = HAVE_TASKSET ? 'taskset' : process.execPath;
+  const args = HAVE_TASKSET ? ['-c', SERVER_CORE, process.execPath, script, ...extraArgs] : [script, ...extraArgs];
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 10 s`)), 10_000);
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve({
+          port: Number(m[1]),
+          child,
+          stop: () =>
+            new Promise<void>((r) => {
+              if (child.exitCode !== null) return r();
+              child.once('exit', () => r());
+              child.kill('SIGKILL');
+            }),
+        });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
+  });
+}
+
+/** Runs a command pinned to the load core; resolves with its stdout. */
+export function runLoad(command: string, args: string[]): Promise<string> {
+  const cmd = HAVE_TASKSET ? 'taskset' : command;
+  const argv = HAVE_TASKSET ? ['-c', LOAD_CORE, command, ...args] : args;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited ${code}: ${err}`))));
+  });
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}

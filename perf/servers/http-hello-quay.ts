@@ -1,0 +1,11 @@
+/** Benchmark target: quay HTTP hello world at /hello (and any path). */
+import { Server } from '../../lib/index.js';
+import { announce, serverPort } from './args.js';
+
+const body = Buffer.from('hello world\n');
+const server = new Server({ port: serverPort(), host: '127.0.0.1', idleTimeoutMs: 60_000 }, (_req, res) => {
+  res.setHeader('Content-Type', 'text/plain');
+  void res.end(body);
+});
+const { port } = await server.start();
+announce(port);
