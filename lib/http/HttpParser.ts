@@ -147,7 +147,6 @@ export class HttpParser {
   private noBodyExpected = false;
   private leadingCR = false;
   private stop = false;
-  private trailers: HttpFields | undefined;
 
   constructor(handler: HttpParserHandler, options: { mode?: 'request' | 'response'; limits?: Partial<HttpParserLimits> } = {}) {
     this.handler = handler;
@@ -175,7 +174,6 @@ export class HttpParser {
     this._state = 'START';
     this.error = undefined;
     this.acc = undefined;
-    this.trailers = undefined;
     this.noBodyExpected = false;
     this.leadingCR = false;
   }
