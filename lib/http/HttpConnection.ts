@@ -244,6 +244,15 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const ex = this.exchange;
     if (ex === undefined) return;
     ex.responseComplete = true;
+    if (ex.request.isUpgrade) {
+      // An upgrade answered with anything but 101: the "200 instead of 101" confusion of Jetty's demo (usually a
+      // wrong path). Say which handler answered, so it can be found without a packet capture.
+      const by = ex.response.handledBy ?? 'the server handler';
+      this.reporter.reportError(
+        new Error(`upgrade request for ${ex.head.target} was answered ${ex.response.status} by ${by}, not 101: no WebSocket handler took it`),
+        { kind: 'upgrade', request: ex.request, endPoint: this.endPoint },
+      );
+    }
     if (!keepAlive) {
       // The last response: half-close after it is flushed, keep reading (and discarding) until the client
       // closes, so it gets the whole response rather than a reset.
@@ -306,14 +315,6 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   private afterHandle(value: boolean | void, ex: Exchange): void {
     if (value !== false || ex.response.headersSent || this.exchange !== ex) return;
-    if (ex.request.isUpgrade) {
-      // An upgrade nobody took: the "200 instead of 101" confusion of Jetty's demo. Say so, with the path.
-      this.reporter.reportError(new Error(`upgrade request for ${ex.head.target} was not taken by any handler`), {
-        kind: 'upgrade',
-        request: ex.request,
-        endPoint: this.endPoint,
-      });
-    }
     void ex.response.send(404, `404 Not Found: ${ex.request.path}\n`).catch(ignore);
   }
 

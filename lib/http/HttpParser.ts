@@ -337,7 +337,7 @@ export class HttpParser {
       const lf = b.indexOf(LF, from);
       if (lf < 0 || lf >= end) {
         this.scanFrom = end;
-        this.checkOpenLine(blockStart, end);
+        this.checkOpenLine(b, blockStart, end);
         return -1;
       }
       if (lf === this.lineStart || b[lf - 1] !== CR) this.fail(400, 'HTTP_BARE_LF', 'line ends with LF without CR');
@@ -365,9 +365,11 @@ export class HttpParser {
   }
 
   /** Limits apply before the block is complete, so a slow or endless line is refused early. */
-  private checkOpenLine(blockStart: number, end: number): void {
+  private checkOpenLine(b: Buffer, blockStart: number, end: number): void {
     if (this.startLineEnd === -1) {
-      if (end - this.lineStart > this.limits.maxRequestLineBytes + 1) this.startLineTooLong();
+      // A CR at the very end may be the line's terminator: it does not count.
+      const length = end - this.lineStart - (end > this.lineStart && b[end - 1] === CR ? 1 : 0);
+      if (length > this.limits.maxRequestLineBytes) this.startLineTooLong();
     } else {
       const fieldsStart = this.startLineEnd >= 0 ? this.startLineEnd + 2 : blockStart;
       if (end - fieldsStart > this.limits.maxHeaderBytes) this.headersTooLarge();

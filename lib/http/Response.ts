@@ -39,6 +39,8 @@ export class Response {
   /** A reason phrase; the standard one when undefined. */
   reason: string | undefined;
   readonly headers = new HttpFields();
+  /** Which handler answered (set by the Router: handler name and route), for diagnostics. */
+  handledBy: string | undefined;
   private _state: ResponseState = 'HEADERS';
   private chunked = false;
   private keepAlive = true;

@@ -43,10 +43,12 @@ export class Router implements Handler {
         for (const m of route.methods) allowed.add(m);
         continue;
       }
+      response.handledBy = `${route.handler.constructor.name === 'Object' ? 'handler' : route.handler.constructor.name} at route ${route.prefix}`;
       const handled = await route.handler.handle(request, response);
       if (handled !== false) return true;
     }
     if (response.headersSent) return true;
+    response.handledBy = 'Router (no route took it)';
     if (allowed.size > 0) {
       response.setHeader('Allow', [...allowed].join(', '));
       await response.send(405, `405 Method Not Allowed: ${request.method} ${path}\n`);

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 
 /** A periodic timer's handle. */
 export interface TimerHandle {
+  /** Stops the timer; idempotent. */
   cancel(): void;
 }
 
@@ -15,7 +16,10 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): TimerHandle;
 }
 
-/** The real clock: `performance.now()` and an unref'd `setInterval`. */
+/**
+ * The real clock: `performance.now()` (monotonic, unlike `Date.now()`) and an unref'd `setInterval`, so that a
+ * server's housekeeping timer never holds the process open on its own.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setInterval(fn: () => void, ms: number): TimerHandle {
@@ -26,24 +30,25 @@ export const systemClock: Clock = {
 };
 
 interface ManualTimer {
-  fn: () => void;
-  period: number;
+  readonly fn: () => void;
+  readonly period: number;
   due: number;
-  cancelled: boolean;
 }
 
 /**
- * A clock for tests: time moves only when `advance(ms)` is called, and interval callbacks that fall due on the
- * way run in time order, each seeing `now()` equal to its due time.
+ * A clock for tests: time moves only when {@link ManualClock.advance} is called, and interval callbacks that fall
+ * due on the way run in time order (ties in creation order), each seeing `now()` equal to its due time.
  */
 export class ManualClock implements Clock {
   private time: number;
   private timers: ManualTimer[] = [];
 
+  /** @param startMs the initial value of `now()` (default 0). */
   constructor(startMs = 0) {
     this.time = startMs;
   }
 
+  /** The current manual time in ms. */
   now(): number {
     return this.time;
   }
@@ -53,26 +58,32 @@ export class ManualClock implements Clock {
     return this.timers.length;
   }
 
+  /** Schedules `fn` every `ms` (> 0), first at `now() + ms`. */
   setInterval(fn: () => void, ms: number): TimerHandle {
-    if (!(ms > 0)) throw new RangeError(`interval must be > 0 ms, got ${ms}`);
-    const timer: ManualTimer = { fn, period: ms, due: this.time + ms, cancelled: false };
+    if (!(ms > 0) || !Number.isFinite(ms)) throw new RangeError(`interval must be a finite number > 0 ms, got ${ms}`);
+    const timer: ManualTimer = { fn, period: ms, due: this.time + ms };
     this.timers.push(timer);
     return {
       cancel: () => {
-        timer.cancelled = true;
-        this.timers = this.timers.filter((t) => t !== timer);
+        const i = this.timers.indexOf(timer);
+        if (i !== -1) this.timers.splice(i, 1);
       },
     };
   }
 
-  /** Moves time forward by `ms`, running every interval callback that falls due, in order. */
+  /**
+   * Moves time forward by `ms`, running every interval callback that falls due on the way, in order; timers
+   * created or cancelled by a callback are honoured within the same call. If a callback throws, time stays at
+   * that callback's due time and the error propagates.
+   */
   advance(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`cannot advance by ${ms} ms`);
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`cannot advance by ${ms} ms`);
     const end = this.time + ms;
-    // Bounded: each iteration moves time forward to the earliest due timer, at most (ms / smallest period) + n steps.
+    // Bounded: every iteration moves one timer's due time forward by its period (> 0), so the loop runs at most
+    // sum(ms / period) times over the timers alive during the call.
     for (;;) {
       let next: ManualTimer | undefined;
-      for (const t of this.timers) if (!t.cancelled && t.due <= end && (next === undefined || t.due < next.due)) next = t;
+      for (const t of this.timers) if (t.due <= end && (next === undefined || t.due < next.due)) next = t;
       if (next === undefined) break;
       this.time = next.due;
       next.due += next.period;
