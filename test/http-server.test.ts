@@ -1,21 +1,22 @@
 import t from 'tap';
+import type { Test } from 'tap';
 import { createServer as createNodeServer, request as httpRequest, Agent } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Server } from '../lib/http/Server.js';
 import { Router } from '../lib/http/Router.js';
-import type { ServerErrorContext } from '../lib/http/Server.js';
+import type { ServerErrorContext, ServerOptions } from '../lib/http/Server.js';
+import type { Handler, HandlerFunction } from '../lib/http/Handler.js';
 
 const HOST = '127.0.0.1';
 
-async function startServer(t: Tap, handler: ConstructorParameters<typeof Server>[1], options: ConstructorParameters<typeof Server>[0] = {}) {
+async function startServer(t: Test, handler: Handler | HandlerFunction, options: ServerOptions = {}) {
   const errors: { error: Error; context: ServerErrorContext }[] = [];
   const server = new Server({ port: 0, host: HOST, onError: (error, context) => void errors.push({ error, context }), ...options }, handler);
   const { port } = await server.start();
   t.teardown(() => server.stop(500));
   return { server, port, errors };
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 /** Sends raw bytes, returns everything the server sent until it closed (or the time bound). */
 function raw(port: number, bytes: string, waitMs = 300): Promise<string> {
