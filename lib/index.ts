@@ -50,3 +50,5 @@ export { generateRequestHead, generateResponseHead, chunkHeader, httpDate } from
 export { reasonPhrase } from './http/HttpStatus.js';
 export { HttpGeneratorError, HttpParseError } from './http/errors.js';
 export { RequestBodyError, ResponseAbortedError, ResponseStateError } from './http/exchangeErrors.js';
+export { StaticHandler, parseRange } from './http/StaticHandler.js';
+export type { StaticHandlerOptions } from './http/StaticHandler.js';
