@@ -69,7 +69,7 @@ t.test('seeded connection fuzz', async (t) => {
       }
     }
     const ep = new MemoryEndPoint();
-    let cause: Error | undefined | null = null;
+    let cause = null as Error | undefined | null;
     const connection = new HttpConnection(ep, () => handler, { reportError() {} }, { headerTimeoutMs: 0 });
     const onClose = connection.onClose.bind(connection);
     connection.onClose = (c) => {
