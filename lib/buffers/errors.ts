@@ -1,18 +1,33 @@
 /** Errors of the buffer pool. */
 
-/** A buffer was used or released after its last release (a use-after-release bug in the caller). */
+/** A buffer was used or released after its final release (a use-after-release bug in the caller). */
 export class BufferReleasedError extends Error {
+  /** Stable error code. */
   readonly code = 'BUFFER_RELEASED';
+  /** @param message what was done to the released buffer */
   constructor(message: string) {
     super(message);
     this.name = 'BufferReleasedError';
   }
 }
 
+/** One outstanding buffer in a debug pool's leak report. */
+export interface BufferLeak {
+  /** The size of the backing memory (the bucket, or the exact size above the largest bucket). */
+  readonly capacity: number;
+  /** The references still held. */
+  readonly refCount: number;
+  /** The stack trace of the `acquire()` call. */
+  readonly acquiredAt: string;
+}
+
 /** `assertNoLeaks()` found buffers acquired and never released; the message lists where each was acquired. */
 export class BufferLeakError extends Error {
+  /** Stable error code. */
   readonly code = 'BUFFER_LEAK';
+  /** The outstanding buffers, each with its acquire site. */
   readonly leaks: readonly BufferLeak[];
+  /** @param leaks the outstanding buffers (at least one) */
   constructor(leaks: readonly BufferLeak[]) {
     super(
       `${leaks.length} pooled buffer(s) never released:\n` +
@@ -21,12 +36,4 @@ export class BufferLeakError extends Error {
     this.name = 'BufferLeakError';
     this.leaks = leaks;
   }
-}
-
-/** One outstanding buffer in a debug pool's leak report. */
-export interface BufferLeak {
-  capacity: number;
-  refCount: number;
-  /** The stack trace of the `acquire()` call. */
-  acquiredAt: string;
 }
