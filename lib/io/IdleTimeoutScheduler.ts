@@ -5,7 +5,11 @@ import { systemClock } from './Clock.js';
 export interface IdleTimeoutTarget {
   /** Milliseconds; 0 (or anything not > 0) = never expires. Read at every sweep, so a change takes effect at the next sweep. */
   readonly idleTimeoutMs: number;
-  /** Clock time of the last activity. The endpoint writes it (via `scheduler.markActive` or directly) on every read and completed write. */
+  /**
+   * Clock time of the last activity. The endpoint writes it (via `scheduler.markActive` or directly) on every read
+   * and completed write. Initialise it with a clock reading, not `0`: V8 then never has to change the field from
+   * small-integer to double representation on a live object (a map migration per object on the first store).
+   */
   lastActivityMs: number;
   /** The scheduler's slot for O(1) removal; -1 when not registered. Initialise to -1 and leave it to the scheduler. */
   idleSlot: number;
@@ -30,7 +34,7 @@ export interface IdleTimeoutSchedulerOptions {
  * further: one timer for the whole loop that walks every socket and decrements a per-socket timeout. We take
  * uWS's shape with Jetty's timestamp: marking activity is a plain number store (O(1), no allocation, no timer
  * touched on the hot path), and one periodic sweep compares each target's `lastActivityMs` with its
- * `idleTimeoutMs`. One Node timer for 10k sockets instead of 10k timers in libuv's timer heap.
+ * `idleTimeoutMs`. One interval for 10k sockets instead of 10k `Timeout` objects in Node's timer lists.
  *
  * Granularity: with the timer firing on time, a target expires between `idleTimeoutMs` and
  * `idleTimeoutMs + tickMs` after its last activity (later if the event loop is blocked).

@@ -9,3 +9,8 @@ export function serverPort(): number {
 export function announce(port: number): void {
   console.log(`listening ${port}`);
 }
+
+/** Exit cleanly on SIGINT/SIGTERM, so that `node --cpu-prof` writes its profile. */
+export function exitOnSignal(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
+}

@@ -1,7 +1,9 @@
 /** Benchmark peer: node:http hello world, the same response as http-hello-quay. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { announce, serverPort } from './args.js';
+import { announce, exitOnSignal, serverPort } from './args.js';
+
+exitOnSignal();
 
 const body = Buffer.from('hello world\n');
 const server = createServer((_req, res) => {

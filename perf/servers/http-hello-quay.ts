@@ -1,6 +1,8 @@
 /** Benchmark target: quay HTTP hello world at /hello (and any path). */
 import { Server } from '../../lib/index.js';
-import { announce, serverPort } from './args.js';
+import { announce, exitOnSignal, serverPort } from './args.js';
+
+exitOnSignal();
 
 const body = Buffer.from('hello world\n');
 const server = new Server({ port: serverPort(), host: '127.0.0.1', idleTimeoutMs: 60_000 }, (_req, res) => {

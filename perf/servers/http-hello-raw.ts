@@ -5,7 +5,9 @@
  */
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { announce, serverPort } from './args.js';
+import { announce, exitOnSignal, serverPort } from './args.js';
+
+exitOnSignal();
 
 const response = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n', 'latin1');
 const server = createServer((socket) => {
