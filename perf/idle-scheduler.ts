@@ -8,12 +8,12 @@
  *      (net.Socket keeps a `Timeout` and calls `refresh()` on every read and write): `setTimeout` for each,
  *      `timer.refresh()` round-robin, `clearTimeout` each.
  *
- * Run with `--expose-gc`: the heap rows need it (heap used after a full GC, before against after creating the
- * bookkeeping), and the full GCs move the targets to old space as long-lived endpoints would be; stores into
+ * Run with `--expose-gc`: the heap rows need it (`heapUsed` after a full GC, less V8's code spaces, before
+ * against after creating the bookkeeping), and the full GCs move the targets to old space as long-lived endpoints would be; stores into
  * freshly allocated young targets measure several times cheaper and flatter A's activity figure.
  *
  *   npx tsc -p tsconfig.json && node --expose-gc dist/perf/idle-scheduler.js [--targets 10000]
- *     [--marks 1000000] [--pairs 5] [--json]
+ *     [--marks 1000000] [--pairs 9] [--json]
  *
  * Everything is synchronous, so neither the scheduler's unref'd interval nor the timers ever fire during a
  * measurement: only the bookkeeping is measured. Node's own timer processing (libuv's heap and the per-duration
@@ -21,6 +21,7 @@
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { IdleTimeoutScheduler } from '../lib/io/IdleTimeoutScheduler.js';
 import type { IdleTimeoutTarget } from '../lib/io/IdleTimeoutScheduler.js';
 import { median } from './lib.js';
@@ -29,7 +30,7 @@ const { values } = parseArgs({
   options: {
     targets: { type: 'string', default: '10000' },
     marks: { type: 'string', default: '1000000' },
-    pairs: { type: 'string', default: '5' },
+    pairs: { type: 'string', default: '9' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -47,12 +48,32 @@ function positiveInt(s: string | undefined, name: string): number {
   return n;
 }
 
-/** Heap used after a full GC; NaN without --expose-gc. */
+/**
+ * Heap used after a full GC, less V8's code spaces; NaN without --expose-gc. JIT code comes and goes with
+ * tier-up and OSR (swings of ~200 KB per run were seen), which would swamp a 10k-object delta of ~80 KB.
+ */
 function heapUsed(): number {
   if (gc === undefined) return Number.NaN;
   gc();
   gc();
-  return process.memoryUsage().heapUsed;
+  let code = 0;
+  for (const space of getHeapSpaceStatistics()) if (space.space_name.startsWith('code')) code += space.space_used_size;
+  return process.memoryUsage().heapUsed - code;
+}
+
+// The allocating loops live in small functions, optimised once by the warm-up, rather than in the run
+// functions: a loop in a long function is compiled on-stack (OSR) afresh in every run, and that code's metadata
+// lands in old space between two heap readings.
+function createTargets(holder: Target[]): void {
+  for (let i = 0; i < holder.length; i++) holder[i] = new Target();
+}
+
+function registerAll(scheduler: IdleTimeoutScheduler, holder: readonly Target[]): void {
+  for (let i = 0; i < holder.length; i++) scheduler.register(holder[i]!);
+}
+
+function createTimers(holder: NodeJS.Timeout[]): void {
+  for (let i = 0; i < holder.length; i++) holder[i] = setTimeout(noop, TIMEOUT_MS).unref();
 }
 
 function elapsedNs(t0: bigint): number {
@@ -101,12 +122,12 @@ let sink = 0;
 function runScheduler(n: number, marks: number): SchedulerRun {
   const holder: Target[] = new Array<Target>(n);
   const h0 = heapUsed();
-  for (let i = 0; i < n; i++) holder[i] = new Target();
+  createTargets(holder);
   const h1 = heapUsed();
   const scheduler = new IdleTimeoutScheduler({ tickMs: 1000 });
 
   let t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) scheduler.register(holder[i]!);
+  registerAll(scheduler, holder);
   const registerMs = elapsedNs(t0) / 1e6;
   const h2 = heapUsed();
 
@@ -166,7 +187,7 @@ function runTimers(n: number, refreshes: number): TimerRun {
   const holder: NodeJS.Timeout[] = new Array<NodeJS.Timeout>(n);
   const h0 = heapUsed();
   let t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) holder[i] = setTimeout(noop, TIMEOUT_MS).unref();
+  createTimers(holder);
   const createMs = elapsedNs(t0) / 1e6;
   const h1 = heapUsed();
 

@@ -6,6 +6,7 @@ import {
   defaultBufferPool,
   POISON_BYTE,
 } from '../lib/buffers/index.js';
+import { constants } from 'node:buffer';
 import type { ByteBufferPoolStats, RetainableBuffer } from '../lib/buffers/index.js';
 
 function mulberry32(seed: number): () => number {
@@ -193,6 +194,18 @@ t.test('invalid options and sizes', async (t) => {
   t.equal(new ByteBufferPool({ maxBucketBytes: 2 ** 30 }).bucketCapacity(2 ** 30 - 1), 2 ** 30);
 });
 
+t.test('an allocation that fails leaves the stats untouched', async (t) => {
+  // Above buffer.constants.MAX_LENGTH, Buffer.allocUnsafeSlow throws without allocating anything.
+  for (const debug of [false, true]) {
+    const pool = new ByteBufferPool({ debug });
+    t.throws(() => pool.acquire(constants.MAX_LENGTH + 1), RangeError, `debug ${debug}: the allocation error surfaces`);
+    t.same(pool.stats(), { acquired: 0, reused: 0, allocated: 0, dropped: 0, retainedBytes: 0, outstanding: 0 });
+    t.same(pool.leaks(), [], 'no phantom leak');
+    pool.acquire(10).release();
+    t.equal(pool.stats().outstanding, 0);
+  }
+});
+
 t.test('stats match a model over a seeded random sequence of acquire/retain/release', async (t) => {
   const min = 1024;
   const max = 65536;
@@ -314,16 +327,28 @@ t.test('debug: poison, quarantine, use after release', async (t) => {
   t.equal(err.code, 'BUFFER_RELEASED');
   t.throws(() => victim.release(), BufferReleasedError);
 
+  const marker = Buffer.from('secret data of connection A');
   let reusedQuarantined = 0;
+  let carriesMarker = 0;
+  const check = (next: RetainableBuffer): void => {
+    if (next === victim || next.memory === victim.memory || next.buffer.buffer === memory) reusedQuarantined++;
+    if (next.memory.includes(marker)) carriesMarker++;
+  };
+  // One at a time (a non-debug pool would hand back the victim's memory at once) ...
   for (let i = 0; i < 50; i++) {
     const next = pool.acquire(i % 2 === 0 ? 100 : 1024); // the same bucket as the victim
-    if (next === victim || next.buffer.buffer === memory) reusedQuarantined++;
+    check(next);
     next.buffer.fill(0x41); // connection B's marker
     next.release();
   }
-  t.equal(reusedQuarantined, 0, 'quarantined memory is never handed out again');
+  // ... and many held at once.
+  const held = Array.from({ length: 50 }, () => pool.acquire(100));
+  for (const next of held) check(next);
+  for (const next of held) next.release();
+  t.equal(reusedQuarantined, 0, 'quarantined memory is never handed out again (.memory identity)');
+  t.equal(carriesMarker, 0, "no later buffer carries the old owner's bytes");
   t.ok(raw.every((byte) => byte === POISON_BYTE), "the stale reference never sees another owner's marker");
-  t.same(pool.stats(), { acquired: 51, reused: 0, allocated: 51, dropped: 51, retainedBytes: 0, outstanding: 0 });
+  t.same(pool.stats(), { acquired: 101, reused: 0, allocated: 101, dropped: 101, retainedBytes: 0, outstanding: 0 });
 });
 
 t.test('debug: oversize buffers are poisoned too', async (t) => {

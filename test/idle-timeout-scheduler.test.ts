@@ -64,6 +64,41 @@ t.test('ManualClock runs interval callbacks at their due times, in order', async
   t.throws(() => clock.setInterval(() => {}, 0), RangeError);
 });
 
+t.test('ManualClock: ties run in creation order; callbacks may add and cancel timers mid-advance', async (t) => {
+  const clock = new ManualClock();
+  const seen: string[] = [];
+  let late: TimerHandle | undefined;
+  const first = clock.setInterval(() => {
+    seen.push(`first@${clock.now()}`);
+    if (late === undefined) late = clock.setInterval(() => seen.push(`late@${clock.now()}`), 15); // due at 25
+  }, 10);
+  const victim = clock.setInterval(() => seen.push(`victim@${clock.now()}`), 20);
+  clock.setInterval(() => {
+    seen.push(`second@${clock.now()}`);
+    victim.cancel(); // cancelled before its own turn at 20
+  }, 20);
+  clock.advance(30);
+  t.same(
+    seen,
+    ['first@10', 'first@20', 'victim@20', 'second@20', 'late@25', 'first@30'],
+    'ties in creation order; a timer added by a callback runs in the same advance; a cancelled one stops',
+  );
+  seen.length = 0;
+  clock.advance(10);
+  t.same(seen, ['first@40', 'second@40', 'late@40'], 'the victim stays cancelled');
+
+  first.cancel();
+  const boom = new Error('boom');
+  const thrower = clock.setInterval(() => {
+    throw boom;
+  }, 5); // due at 45
+  t.throws(() => clock.advance(100), boom, 'a throwing callback propagates');
+  t.equal(clock.now(), 45, 'time stays at the failing callback');
+  thrower.cancel();
+  clock.advance(0);
+  t.equal(clock.now(), 45, 'advance(0) runs nothing due later');
+});
+
 t.test('the timer sweeps every tickMs while targets are registered', async (t) => {
   const { clock, scheduler } = setup(100, 5);
   const sweeps: number[] = [];
@@ -133,6 +168,15 @@ t.test('timeout 0 never expires', async (t) => {
   t.same(a.expiries, []);
   t.equal(scheduler.sweep(), 0);
   t.equal(scheduler.size, 1, 'still registered');
+  scheduler.close();
+});
+
+t.test('negative, NaN and infinite timeouts never expire either', async (t) => {
+  const { clock, scheduler } = setup(100);
+  const ts = [-1, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY].map((ms) => new Target(`t${ms}`, ms));
+  for (const x of ts) scheduler.register(x);
+  clock.advance(100_000);
+  t.same(ts.map((x) => x.expiries.length), [0, 0, 0, 0]);
   scheduler.close();
 });
 
@@ -220,10 +264,14 @@ t.test('register inside onIdleExpired: the new target waits for the next sweep',
   const a = new Target('a', 1000);
   const fresh = new Target('fresh', 50); // would be "expired" by any later sweep at once
   const again = new Target('again', 1000);
+  const stale = new Target('stale', 1000);
   scheduler.register(a); // slot 0: visited first
   scheduler.register(again); // slot 1: expires in the same sweep as a
-  a.onExpire = () => {
+  a.onExpire = (now) => {
     scheduler.register(fresh);
+    // An endpoint may write its own timestamp: this one would be expired if this sweep visited it.
+    scheduler.register(stale);
+    stale.lastActivityMs = now - 5000;
     // Unregister and re-register a target before its turn: it moves past the sweep's end and is not visited.
     scheduler.unregister(again);
     scheduler.register(again);
@@ -232,15 +280,110 @@ t.test('register inside onIdleExpired: the new target waits for the next sweep',
   t.same(a.expiries, [1000]);
   t.same(fresh.expiries, [], 'not visited in the sweep that registered it');
   t.equal(fresh.lastActivityMs, 1000, 'registered at the sweep time');
+  t.same(stale.expiries, [], 'not visited even though it is already past its timeout');
   t.same(again.expiries, [], 're-registered before its turn: idle time restarts, not visited');
   t.equal(again.lastActivityMs, 1000);
-  t.equal(scheduler.size, 3);
+  t.equal(scheduler.size, 4);
   a.onExpire = undefined;
   clock.advance(100);
   t.same(fresh.expiries, [1100], 'visited by the next sweep');
+  t.same(stale.expiries, [1100]);
   clock.advance(900);
   t.same(again.expiries, [2000], 'a full timeout after its re-registration');
   scheduler.close();
+});
+
+t.test('no target is called twice in one sweep, whatever the callbacks do', async (t) => {
+  const { clock, scheduler } = setup(100);
+  const ts = Array.from({ length: 8 }, (_, i) => new Target(`t${i}`, 300));
+  for (const x of ts) scheduler.register(x);
+  // t0 leaves and comes back (appended past the sweep's end); t1 re-registers t0 and t7 (visited / not yet);
+  // t2 marks itself active; t3 unregisters and re-registers itself twice; t4 moves t5 to the end.
+  ts[0]!.onExpire = () => {
+    scheduler.unregister(ts[0]!);
+    scheduler.register(ts[0]!);
+  };
+  ts[1]!.onExpire = () => {
+    for (const x of [ts[0]!, ts[7]!]) {
+      scheduler.unregister(x);
+      scheduler.register(x);
+    }
+  };
+  ts[2]!.onExpire = () => scheduler.markActive(ts[2]!);
+  ts[3]!.onExpire = () => {
+    for (let k = 0; k < 2; k++) {
+      scheduler.unregister(ts[3]!);
+      scheduler.register(ts[3]!);
+    }
+  };
+  ts[4]!.onExpire = () => {
+    scheduler.unregister(ts[5]!);
+    scheduler.register(ts[5]!);
+  };
+  const sweeps: number[] = [];
+  for (let k = 0; k < 20; k++) {
+    clock.advance(100);
+    sweeps.push(clock.now());
+    for (const x of ts) {
+      const calls = x.expiries.filter((at) => at === clock.now()).length;
+      if (calls > 1) t.fail(`${x.name} called ${calls} times in the sweep at ${clock.now()}`);
+    }
+  }
+  t.equal(scheduler.size, 8, 'every target still registered once');
+  t.same(
+    ts.map((x) => x.idleSlot).sort((p, q) => p - q),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+    'slots dense and distinct',
+  );
+  const every300 = [300, 600, 900, 1200, 1500, 1800];
+  t.same(
+    ts.map((x) => x.expiries),
+    [[300], every300, every300, every300, every300, [], every300, []],
+    'once per due sweep; t0, t5 and t7 are re-registered before their turn in every sweep, which restarts their idle time',
+  );
+  scheduler.close();
+});
+
+t.test('close(): forgets every target, stops the timer, and the scheduler can be reused', async (t) => {
+  const { clock, scheduler } = setup(100);
+  const ts = Array.from({ length: 3 }, (_, i) => new Target(`t${i}`, 200));
+  for (const x of ts) scheduler.register(x);
+  scheduler.close();
+  t.equal(scheduler.size, 0);
+  t.equal(scheduler.isRunning, false);
+  t.equal(clock.activeTimers, 0, 'the interval is cancelled');
+  t.same(ts.map((x) => x.idleSlot), [-1, -1, -1], 'targets are detached');
+  clock.advance(10_000);
+  t.same(ts.map((x) => x.expiries.length), [0, 0, 0], 'nobody is called after close');
+  t.equal(scheduler.sweep(), 0, 'a manual sweep finds nothing');
+  scheduler.unregister(ts[0]!); // ignored: not registered any more
+  scheduler.close(); // idempotent
+  t.equal(clock.activeTimers, 0);
+
+  scheduler.register(ts[1]!);
+  t.equal(clock.activeTimers, 1, 'a register after close starts a new timer');
+  t.equal(ts[1]!.idleSlot, 0);
+  t.equal(ts[1]!.lastActivityMs, 10_000, 'idle time counts from the new registration');
+  clock.advance(200);
+  t.same(ts[1]!.expiries, [10_200]);
+
+  // close() inside a callback: the sweep stops, later targets are not called, new registrations are honoured.
+  scheduler.register(ts[2]!);
+  ts[1]!.onExpire = () => {
+    scheduler.close();
+    scheduler.register(ts[0]!);
+  };
+  clock.advance(200); // t1 expires at 10_400 (slot 0) and closes before t2 (slot 1)'s turn
+  t.same(ts[1]!.expiries, [10_200, 10_400]);
+  t.same(ts[2]!.expiries, [], 'the sweep stopped at close');
+  t.equal(scheduler.size, 1);
+  t.equal(ts[0]!.idleSlot, 0, 'registered after the close, in the fresh table');
+  t.equal(ts[2]!.idleSlot, -1);
+  t.equal(clock.activeTimers, 1, 'one timer, for the new registration');
+  clock.advance(200);
+  t.same(ts[0]!.expiries, [10_600], 'the new registration is swept normally');
+  scheduler.close();
+  t.equal(clock.activeTimers, 0);
 });
 
 t.test('the timer starts and stops with register/unregister', async (t) => {
@@ -359,6 +502,7 @@ t.test('randomized against a reference model (seeded)', async (t) => {
     let expected: Set<Target> | undefined; // E of the running sweep
     let calledThisSweep = new Set<Target>();
     let removedThisSweep = new Set<Target>();
+    let registeredThisSweep = new Set<Target>();
     let sweepNow = 0;
     let failures = 0;
     const fail = (msg: string): void => {
@@ -371,6 +515,7 @@ t.test('randomized against a reference model (seeded)', async (t) => {
       for (const [x, l] of last) if (x.idleTimeoutMs > 0 && sweepNow - l >= x.idleTimeoutMs) expected.add(x);
       calledThisSweep = new Set();
       removedThisSweep = new Set();
+      registeredThisSweep = new Set();
     };
     const endSweep = (returned: number | undefined): void => {
       for (const x of expected!) if (!removedThisSweep.has(x) && !calledThisSweep.has(x)) fail(`${x.name} expired but not called`);
@@ -391,9 +536,12 @@ t.test('randomized against a reference model (seeded)', async (t) => {
     };
     const scheduler = new IdleTimeoutScheduler({ clock: observed, tickMs: 100 });
 
-    const pool: Target[] = Array.from({ length: 60 }, (_, i) => new Target(`${seed}/t${i}`, pick(TIMEOUTS)));
+    const pool: Target[] = Array.from({ length: 200 }, (_, i) => new Target(`${seed}/t${i}`, pick(TIMEOUTS)));
     const register = (x: Target): void => {
-      if (!last.has(x)) last.set(x, manual.now());
+      if (!last.has(x)) {
+        last.set(x, manual.now());
+        if (expected !== undefined) registeredThisSweep.add(x);
+      }
       scheduler.register(x);
     };
     const unregister = (x: Target): void => {
@@ -406,13 +554,24 @@ t.test('randomized against a reference model (seeded)', async (t) => {
         if (expected === undefined) return fail(`${x.name} called outside a sweep`);
         if (now !== sweepNow) fail(`${x.name} got now=${now}, sweep at ${sweepNow}`);
         if (!last.has(x)) fail(`${x.name} called while not registered`);
+        if (registeredThisSweep.has(x)) fail(`${x.name} visited in the sweep that registered it`);
         if (calledThisSweep.has(x)) fail(`${x.name} called twice in one sweep`);
         if (!expected.has(x)) fail(`${x.name} called but not expired (idle ${now - (last.get(x) ?? NaN)}, timeout ${x.idleTimeoutMs})`);
         calledThisSweep.add(x);
         const r = rnd();
         if (r < 0.25) unregister(x); // close
         else if (r < 0.4) unregister(pick(pool)); // close another
-        else if (r < 0.55) register(pick(pool)); // a new connection arrives
+        else if (r < 0.55) {
+          // A new connection arrives; half the time it carries an old timestamp (endpoints may write the field),
+          // so a sweep that wrongly visited it would call it.
+          const y = pick(pool);
+          const fresh = !last.has(y);
+          register(y);
+          if (fresh && y !== x && !calledThisSweep.has(y) && rnd() < 0.5) {
+            y.lastActivityMs = sweepNow - 10_000;
+            last.set(y, y.lastActivityMs);
+          }
+        }
         else if (r < 0.65) x.idleTimeoutMs = pick(TIMEOUTS);
         else if (r < 0.75) {
           scheduler.markActive(x); // e.g. sends a ping

@@ -108,12 +108,12 @@ export class ByteBufferPool implements BufferOwner {
   acquire(size: number): RetainableBuffer {
     if (!(Number.isInteger(size) && size >= 0)) throw new RangeError(`cannot acquire ${size} bytes`);
     const c = this.counters;
-    c.acquired++;
-    c.outstanding++;
     let result: RetainableBuffer;
+    // Count only once the memory exists: an allocation that throws (size over buffer.constants.MAX_LENGTH, out
+    // of memory) must not leave a phantom outstanding buffer in the stats.
     if (size > this.maxBucketBytes) {
-      c.allocated++;
       result = new RetainableBuffer(this, Buffer.allocUnsafeSlow(size), size);
+      c.allocated++;
     } else {
       const index = this.bucketIndex(size);
       const reused = this.buckets[index]!.pop();
@@ -123,10 +123,12 @@ export class ByteBufferPool implements BufferOwner {
         reused.revive(size);
         result = reused;
       } else {
-        c.allocated++;
         result = new RetainableBuffer(this, Buffer.allocUnsafeSlow(this.minBucketBytes << index), size);
+        c.allocated++;
       }
     }
+    c.acquired++;
+    c.outstanding++;
     if (this.outstandingSet !== undefined) {
       result.acquiredAt = new Error('acquired here').stack ?? '(no stack)';
       this.outstandingSet.add(result);

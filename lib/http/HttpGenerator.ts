@@ -1,135 +1,410 @@
 import { HttpFields } from './HttpFields.js';
-import { reasonPhrase } from './HttpStatus.js';
+import { reasonPhrase, statusAllowsBody } from './HttpStatus.js';
 import { HttpGeneratorError } from './errors.js';
+
+/** Header fields as the generator takes them: HttpFields, or a record (an array value gives one line each). */
+export type FieldsInit = HttpFields | Readonly<Record<string, string | number | readonly string[]>>;
 
 /** What a response head needs. */
 export interface ResponseHeadInfo {
+  /** 100..999. */
   status: number;
+  /** Defaults to the registered phrase ({@link reasonPhrase}). */
   reason?: string;
-  fields?: HttpFields | Record<string, string | number | readonly string[]>;
-  /** Body length, or -1 when unknown (then chunked on HTTP/1.1, close-delimited on HTTP/1.0). */
-  contentLength: number;
+  /**
+   * The application's fields, written in order. The framing fields are the generator's: a `Content-Length` or
+   * `Transfer-Encoding` here is ignored, and `Connection` tokens other than `close` / `keep-alive` are merged
+   * into the generator's own `Connection` line (`close` here means `keepAlive: false`). A `Date` here replaces
+   * the generated one.
+   */
+  fields?: FieldsInit;
+  /** Body length, or -1 (the default) when unknown: then chunked on HTTP/1.1, close-delimited on HTTP/1.0. */
+  contentLength?: number;
+  /** Use chunked framing even if the length is known (HTTP/1.1 only; on HTTP/1.0 the close delimits the body). */
+  chunked?: boolean;
+  /** Whether the connection stays open after this response (it may still be forced off, see {@link GeneratedHead}). */
   keepAlive: boolean;
-  /** The response answers a HEAD: headers as for GET, no body follows. */
+  /** The response answers a HEAD: the fields are those of a GET, but no body follows (RFC 9110 §9.3.2). */
   head?: boolean;
+  /** 1 by default. Answer with the request's minor version (RFC 9110 §6.2). */
   versionMinor?: 0 | 1;
 }
 
-/** The generated head and the framing it committed to. */
+/** The generated head and the framing it committed to: the caller frames the body accordingly. */
 export interface GeneratedHead {
   bytes: Buffer;
+  /** The body must be sent in chunks ({@link appendChunk}) and ended with {@link LAST_CHUNK} / {@link lastChunk}. */
   chunked: boolean;
+  /**
+   * Whether the connection may carry another exchange: `info.keepAlive`, unless a `Connection: close` field said
+   * otherwise or the body is close-delimited (unknown length on HTTP/1.0). When false, close after the body.
+   */
   keepAlive: boolean;
 }
 
-export const CRLF = Buffer.from('\r\n', 'latin1');
-export const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+/** `\r\n`: ends a chunk's data. */
+export const CRLF: Buffer = Buffer.from('\r\n', 'latin1');
+/** `0\r\n\r\n`: the last chunk with no trailer fields, ending a chunked body (RFC 9112 §7.1). */
+export const LAST_CHUNK: Buffer = Buffer.from('0\r\n\r\n', 'latin1');
 
-/** Field names the generator writes itself from the framing; user values for them are ignored. */
-const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'date']);
+/** token (RFC 9110 §5.6.2). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\0\r\n\x01-\x08\x0b-\x1f\x7f]/;
+/**
+ * What a field value (or reason phrase) must not contain (RFC 9110 §5.5): NUL, CR, LF and the other control
+ * characters except HTAB, DEL, and anything above U+00FF, which a latin1 encoding would truncate onto a byte
+ * such as CR or LF (U+560D would become `\r`).
+ */
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** request-target characters: visible ASCII (RFC 9112 §3.2). */
+const TARGET = /^[\x21-\x7e]+$/;
 
+// ---------------------------------------------------------------------------------------------------- Date
+
+let cachedSecond = -1;
 let cachedDate = '';
-let cachedDateSecond = -1;
 
-/** The `Date` value (RFC 9110 §6.6.1, IMF-fixdate), rebuilt at most once a second. */
-export function httpDate(now = Date.now()): string {
+/**
+ * The `Date` value for `now` (RFC 9110 §5.6.7 IMF-fixdate, e.g. `Wed, 25 Nov 2026 12:00:00 GMT`). One string is
+ * kept and rebuilt only when `now` falls in another second.
+ */
+export function httpDate(now: number = Date.now()): string {
   const second = Math.floor(now / 1000);
-  if (second !== cachedDateSecond) {
-    cachedDateSecond = second;
-    cachedDate = new Date(second * 1000).toUTCString();
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedDate = new Date(second * 1000).toUTCString(); // toUTCString is IMF-fixdate (ECMA-262 §21.4.4.43)
   }
   return cachedDate;
 }
 
 /**
- * Writes a response head (RFC 9112 §4 and §6): status line, the user's fields (checked against response
- * splitting), `Date`, and the framing fields it decides itself: `Content-Length` when the length is known,
- * `Transfer-Encoding: chunked` when not (HTTP/1.1) or a close-delimited body (HTTP/1.0), and `Connection`.
- * 1xx, 204 and 304 responses get no framing fields (RFC 9110 §8.6); a 304 keeps a user's Content-Length out.
+ * The `Date:` line of generated heads, rebuilt at most once a second. Rather than read the clock per response
+ * (about 45 ns), the line is dropped by an unref'd timer at the next second boundary and rebuilt on first use,
+ * as node:http does: an idle server runs no timer at all.
+ */
+let dateLineValue: string | undefined;
+
+function dateLine(): string {
+  if (dateLineValue === undefined) {
+    const now = Date.now();
+    dateLineValue = `Date: ${new Date(now).toUTCString()}\r\n`;
+    setTimeout(expireDateLine, 1000 - (now % 1000)).unref();
+  }
+  return dateLineValue;
+}
+
+function expireDateLine(): void {
+  dateLineValue = undefined;
+}
+
+/** `Buffer#latin1Write` (what `Buffer.from(s, 'latin1')` ends up calling) where present. */
+type Latin1Writable = Buffer & { latin1Write(s: string, offset: number, length: number): number };
+const HAS_LATIN1_WRITE = typeof (Buffer.prototype as Partial<Latin1Writable>).latin1Write === 'function';
+
+/** The head as bytes: every character is <= U+00FF (checked), so latin1 is exact. */
+function toBytes(head: string): Buffer {
+  if (!HAS_LATIN1_WRITE) return Buffer.from(head, 'latin1');
+  const b = Buffer.allocUnsafe(head.length);
+  (b as Latin1Writable).latin1Write(head, 0, head.length);
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------------- responses
+
+/** `HTTP/1.x NNN Reason\r\n` for the registered phrases, built once per version and status. */
+const STATUS_LINES: [Map<number, string>, Map<number, string>] = [new Map(), new Map()];
+
+function statusLine(versionMinor: 0 | 1, status: number, reason: string | undefined): string {
+  if (reason === undefined) {
+    const cache = STATUS_LINES[versionMinor];
+    let line = cache.get(status);
+    if (line === undefined) {
+      checkStatus(status);
+      line = `HTTP/1.${versionMinor} ${status} ${reasonPhrase(status)}\r\n`;
+      cache.set(status, line);
+    }
+    return line;
+  }
+  checkStatus(status);
+  if (INVALID_VALUE.test(reason)) throw new HttpGeneratorError('HTTP_INVALID_STATUS', `invalid reason phrase ${JSON.stringify(reason)}`);
+  return `HTTP/1.${versionMinor} ${status} ${reason}\r\n`;
+}
+
+function checkStatus(status: number): void {
+  // status-code = 3DIGIT (RFC 9112 §4); below 100 is not a status.
+  if (!Number.isInteger(status) || status < 100 || status > 999) throw new HttpGeneratorError('HTTP_INVALID_STATUS', `invalid status ${status}`);
+}
+
+/**
+ * Writes a response head (RFC 9112 §4, §6): the status line, the application's fields (each checked, so no value
+ * can smuggle in a line of its own: response splitting, RFC 9112 §11.1), `Date` (RFC 9110 §6.6.1, for 2xx and
+ * later), then the framing fields, which it decides itself:
+ * - 1xx, 204, 304: no `Content-Length` or `Transfer-Encoding` (RFC 9110 §8.6, RFC 9112 §6.1), no body;
+ * - a known length: `Content-Length` (also for HEAD, as the GET would have);
+ * - an unknown length: `Transfer-Encoding: chunked` on HTTP/1.1 (nothing for HEAD); on HTTP/1.0 no framing field
+ *   and the close delimits the body (RFC 9112 §6.3), so `keepAlive` becomes false;
+ * - `Connection: close` when closing; `Connection: keep-alive` for a persistent HTTP/1.0 connection (RFC 9112 §9.3).
+ * Throws {@link HttpGeneratorError} for an invalid status, reason, name or value.
  */
 export function generateResponseHead(info: ResponseHeadInfo): GeneratedHead {
   const status = info.status;
-  if (!Number.isInteger(status) || status < 100 || status > 999) throw new HttpGeneratorError(`invalid status ${status}`);
   const versionMinor = info.versionMinor ?? 1;
-  const reason = info.reason ?? reasonPhrase(status);
-  if (BAD_VALUE.test(reason)) throw new HttpGeneratorError('invalid reason phrase');
-  let head = `HTTP/1.${versionMinor} ${status} ${reason}\r\n`;
-  head += writeFields(info.fields);
-  head += `Date: ${httpDate()}\r\n`;
-  const bodiless = status < 200 || status === 204 || status === 304;
-  let chunked = false;
+  let head = statusLine(versionMinor, status, info.reason);
+  const contentLength = info.contentLength ?? -1;
+  checkLength(contentLength);
   let keepAlive = info.keepAlive;
-  if (!bodiless) {
-    if (info.contentLength >= 0) {
-      head += `Content-Length: ${info.contentLength}\r\n`;
+  let connectionTokens = '';
+  let userDate = false;
+  if (info.fields !== undefined) {
+    const w = writeFields(info.fields, RESPONSE_OWNED, head);
+    head = w.head;
+    if (w.close) keepAlive = false;
+    connectionTokens = w.connectionTokens;
+    userDate = w.date;
+  }
+  if (status >= 200 && !userDate) head += dateLine();
+  let chunked = false;
+  if (statusAllowsBody(status)) {
+    if (contentLength >= 0 && info.chunked !== true) {
+      head += `Content-Length: ${contentLength}\r\n`;
     } else if (versionMinor === 1) {
-      chunked = !info.head;
-      if (chunked) head += 'Transfer-Encoding: chunked\r\n';
-    } else {
-      keepAlive = false; // HTTP/1.0 with an unknown length: the close delimits the body
+      if (info.head !== true) {
+        chunked = true;
+        head += 'Transfer-Encoding: chunked\r\n';
+      }
+    } else if (info.head !== true) {
+      keepAlive = false; // HTTP/1.0, unknown length: the close delimits the body
     }
   }
-  if (!keepAlive) head += 'Connection: close\r\n';
-  else if (versionMinor === 0) head += 'Connection: keep-alive\r\n';
+  head += connectionLine(keepAlive, versionMinor, connectionTokens);
   head += '\r\n';
-  return { bytes: Buffer.from(head, 'latin1'), chunked, keepAlive };
+  return { bytes: toBytes(head), chunked, keepAlive };
 }
+
+// ---------------------------------------------------------------------------------------------------- requests
 
 /** What a request head needs (the client side). */
 export interface RequestHeadInfo {
+  /** A token, case-sensitive (RFC 9110 §9.1). */
   method: string;
+  /** origin-form (`/path?q`), absolute-form, authority-form (CONNECT) or `*` (OPTIONS); visible ASCII only. */
   target: string;
-  host: string;
-  fields?: HttpFields | Record<string, string | number | readonly string[]>;
-  /** -1 for no body. */
-  contentLength: number;
+  /**
+   * The Host value (RFC 9112 §3.2), written as the first field. Without it, the first `Host` of `fields` is used;
+   * an HTTP/1.1 request needs one of them.
+   */
+  host?: string;
+  /**
+   * The application's fields. `Content-Length` and `Transfer-Encoding` are the generator's and ignored here;
+   * `Connection` tokens are kept (e.g. `Upgrade` for WebSocket), with `close` added when `keepAlive` is false.
+   */
+  fields?: FieldsInit;
+  /** Body length; -1 (the default) for no body unless `chunked`. */
+  contentLength?: number;
+  /** A body of unknown length, sent in chunks (HTTP/1.1 only). */
+  chunked?: boolean;
+  /** Default true. False adds `Connection: close`; on HTTP/1.0, true adds `Connection: keep-alive`. */
+  keepAlive?: boolean;
+  /** 1 by default. */
+  versionMinor?: 0 | 1;
 }
 
-/** Writes a request head for a client (RFC 9112 §3). */
+/** Writes a request head for a client (RFC 9112 §3). Throws {@link HttpGeneratorError} on invalid input. */
 export function generateRequestHead(info: RequestHeadInfo): Buffer {
-  if (!TOKEN.test(info.method)) throw new HttpGeneratorError(`invalid method ${info.method}`);
-  if (!/^[\x21-\x7e]+$/.test(info.target)) throw new HttpGeneratorError('invalid request-target');
-  if (BAD_VALUE.test(info.host)) throw new HttpGeneratorError('invalid host');
-  let head = `${info.method} ${info.target} HTTP/1.1\r\nHost: ${info.host}\r\n`;
-  head += writeFields(info.fields, true);
-  if (info.contentLength >= 0) head += `Content-Length: ${info.contentLength}\r\n`;
-  return Buffer.from(head + '\r\n', 'latin1');
+  if (!TOKEN.test(info.method)) throw new HttpGeneratorError('HTTP_INVALID_METHOD', `invalid method ${JSON.stringify(info.method)}`);
+  if (!TARGET.test(info.target)) throw new HttpGeneratorError('HTTP_INVALID_TARGET', `invalid request-target ${JSON.stringify(info.target)}`);
+  const versionMinor = info.versionMinor ?? 1;
+  const contentLength = info.contentLength ?? -1;
+  checkLength(contentLength);
+  const chunked = info.chunked === true;
+  if (chunked && versionMinor === 0) throw new HttpGeneratorError('HTTP_INVALID_FRAMING', 'HTTP/1.0 has no chunked transfer coding');
+  let host = info.host;
+  const fields = info.fields;
+  if (host === undefined && fields !== undefined) {
+    const v = fields instanceof HttpFields ? fields.get('host') : hostOf(fields);
+    if (v !== undefined) host = String(v);
+  }
+  if (host === undefined && versionMinor === 1) {
+    throw new HttpGeneratorError('HTTP_INVALID_FRAMING', 'an HTTP/1.1 request needs a Host (RFC 9112 §3.2)');
+  }
+  let head = `${info.method} ${info.target} HTTP/1.${versionMinor}\r\n`;
+  if (host !== undefined) {
+    checkValue('Host', host);
+    head += `Host: ${host}\r\n`;
+  }
+  let keepAlive = info.keepAlive ?? true;
+  let connectionTokens = '';
+  if (fields !== undefined) {
+    const w = writeFields(fields, REQUEST_OWNED, head);
+    head = w.head;
+    if (w.close) keepAlive = false;
+    connectionTokens = w.connectionTokens;
+  }
+  if (chunked) head += 'Transfer-Encoding: chunked\r\n';
+  else if (contentLength >= 0) head += `Content-Length: ${contentLength}\r\n`;
+  head += connectionLine(keepAlive, versionMinor, connectionTokens);
+  return toBytes(head + '\r\n');
 }
 
-const CHUNK_HEADERS: Buffer[] = [];
+/**
+ * The Connection line (RFC 9112 §9.3, §9.6): `close` when the connection ends after this message,
+ * `keep-alive` to keep an HTTP/1.0 one, after the application's other tokens (`Upgrade`...). Empty if nothing.
+ */
+function connectionLine(keepAlive: boolean, versionMinor: 0 | 1, tokens: string): string {
+  const option = !keepAlive ? 'close' : versionMinor === 0 ? 'keep-alive' : '';
+  if (option === '') return tokens === '' ? '' : `Connection: ${tokens}\r\n`;
+  return tokens === '' ? `Connection: ${option}\r\n` : `Connection: ${tokens}, ${option}\r\n`;
+}
 
-/** `size` in hex and CRLF: the line before a chunk's data (RFC 9112 §7.1). Small sizes are cached. */
+function hostOf(record: Readonly<Record<string, string | number | readonly string[]>>): string | undefined {
+  for (const name of Object.keys(record)) {
+    if (name.toLowerCase() !== 'host') continue;
+    const v = record[name]!;
+    return typeof v === 'object' ? v[0] : String(v);
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------- chunks
+
+const CHUNK_HEADER_CACHE_LIMIT = 16384;
+const CHUNK_HEADERS: (Buffer | undefined)[] = [];
+
+/**
+ * The line before a chunk's data: `size` in hex and CRLF (RFC 9112 §7.1). Sizes below 16 KiB are cached (the
+ * returned Buffer is shared: do not modify it). `size` must be a positive integer: a zero-size chunk would end
+ * the body.
+ */
 export function chunkHeader(size: number): Buffer {
-  if (size < 4096) {
+  if (size < CHUNK_HEADER_CACHE_LIMIT) {
     const cached = CHUNK_HEADERS[size];
     if (cached !== undefined) return cached;
-    const b = Buffer.from(`${size.toString(16)}\r\n`, 'latin1');
-    CHUNK_HEADERS[size] = b;
-    return b;
   }
-  return Buffer.from(`${size.toString(16)}\r\n`, 'latin1');
+  if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`invalid chunk size ${size}`);
+  const b = Buffer.from(`${size.toString(16)}\r\n`, 'latin1');
+  if (size < CHUNK_HEADER_CACHE_LIMIT) CHUNK_HEADERS[size] = b;
+  return b;
 }
 
-function writeFields(fields: ResponseHeadInfo['fields'], request = false): string {
-  if (fields === undefined) return '';
-  let out = '';
-  const add = (name: string, value: string): void => {
-    if (!TOKEN.test(name)) throw new HttpGeneratorError(`invalid header name ${JSON.stringify(name)}`);
-    if (BAD_VALUE.test(value)) throw new HttpGeneratorError(`invalid value for header ${name} (CR, LF or control character)`);
-    const lower = name.toLowerCase();
-    if (FRAMING.has(lower) && !(request && lower === 'connection')) return;
-    if (request && lower === 'host') return;
-    out += `${name}: ${value}\r\n`;
-  };
+/**
+ * Appends the buffers of one chunk to `out`: its header, `data` itself (not copied) and CRLF. Empty data adds
+ * nothing (a zero-size chunk would end the body).
+ */
+export function appendChunk(out: Buffer[], data: Buffer): void {
+  if (data.length === 0) return;
+  out.push(chunkHeader(data.length), data, CRLF);
+}
+
+/**
+ * The end of a chunked body: the last chunk and the trailer section (RFC 9112 §7.1.2). Without trailers it is
+ * {@link LAST_CHUNK}. Framing fields in `trailers` are refused (RFC 9110 §6.5.1) like invalid names and values.
+ */
+export function lastChunk(trailers?: FieldsInit): Buffer {
+  if (trailers === undefined) return LAST_CHUNK;
+  const w = writeFields(trailers, TRAILER_FORBIDDEN, '0\r\n');
+  if (w.connectionTokens !== '' || w.close) throw new HttpGeneratorError('HTTP_INVALID_FIELD_NAME', 'Connection is not allowed in trailers');
+  return Buffer.from(w.head + '\r\n', 'latin1');
+}
+
+// ---------------------------------------------------------------------------------------------------- fields
+
+/** How a field name is treated: written, skipped (the generator writes its own), Connection, Date, refused. */
+const enum Owned {
+  WRITE,
+  SKIP,
+  CONNECTION,
+  DATE,
+  REFUSE,
+}
+
+const RESPONSE_OWNED: ReadonlyMap<string, Owned> = new Map([
+  ['content-length', Owned.SKIP],
+  ['transfer-encoding', Owned.SKIP],
+  ['connection', Owned.CONNECTION],
+  ['date', Owned.DATE],
+]);
+const REQUEST_OWNED: ReadonlyMap<string, Owned> = new Map([
+  ['content-length', Owned.SKIP],
+  ['transfer-encoding', Owned.SKIP],
+  ['host', Owned.SKIP],
+  ['connection', Owned.CONNECTION],
+]);
+/** RFC 9110 §6.5.1: fields needed for framing, routing or control must not be trailers. */
+const TRAILER_FORBIDDEN: ReadonlyMap<string, Owned> = new Map([
+  ['content-length', Owned.REFUSE],
+  ['transfer-encoding', Owned.REFUSE],
+  ['host', Owned.REFUSE],
+  ['trailer', Owned.REFUSE],
+  ['connection', Owned.CONNECTION],
+]);
+
+interface WrittenFields {
+  head: string;
+  /** A Connection field had the `close` token. */
+  close: boolean;
+  /** Connection tokens other than close / keep-alive, comma-separated, original case. */
+  connectionTokens: string;
+  /** A Date field was written. */
+  date: boolean;
+}
+
+/** Reused by every call (the generator is synchronous): no allocation per head. */
+const written: WrittenFields = { head: '', close: false, connectionTokens: '', date: false };
+
+/** Appends the checked field lines to `head`. The result is valid until the next call. */
+function writeFields(fields: FieldsInit, owned: ReadonlyMap<string, Owned>, head: string): WrittenFields {
+  const out = written;
+  out.head = head;
+  out.close = false;
+  out.connectionTokens = '';
+  out.date = false;
   if (fields instanceof HttpFields) {
-    for (let i = 0; i < fields.size; i++) add(fields.nameAt(i), fields.valueAt(i));
+    for (let i = 0; i < fields.size; i++) writeField(out, owned, fields.nameAt(i), fields.lowerAt(i), fields.valueAt(i));
   } else {
-    for (const [name, value] of Object.entries(fields)) {
-      if (Array.isArray(value)) for (const v of value as readonly string[]) add(name, v);
-      else add(name, String(value));
+    for (const name of Object.keys(fields)) {
+      const value = fields[name]!;
+      const lower = name.toLowerCase();
+      if (typeof value === 'string') writeField(out, owned, name, lower, value);
+      else if (typeof value === 'number') writeField(out, owned, name, lower, String(value));
+      else for (const v of value) writeField(out, owned, name, lower, v);
     }
   }
   return out;
+}
+
+function writeField(out: WrittenFields, owned: ReadonlyMap<string, Owned>, name: string, lower: string, value: string): void {
+  if (!TOKEN.test(name)) throw new HttpGeneratorError('HTTP_INVALID_FIELD_NAME', `invalid field name ${JSON.stringify(name)}`);
+  checkValue(name, value);
+  const how = owned.get(lower) ?? Owned.WRITE;
+  switch (how) {
+    case Owned.WRITE:
+      out.head += `${name}: ${value}\r\n`;
+      return;
+    case Owned.DATE:
+      out.date = true;
+      out.head += `${name}: ${value}\r\n`;
+      return;
+    case Owned.CONNECTION:
+      for (const part of value.split(',')) {
+        const token = part.trim();
+        const t = token.toLowerCase();
+        if (t === '') continue;
+        if (t === 'close') out.close = true;
+        else if (t !== 'keep-alive') out.connectionTokens = out.connectionTokens === '' ? token : `${out.connectionTokens}, ${token}`;
+      }
+      return;
+    case Owned.SKIP:
+      return;
+    case Owned.REFUSE:
+      throw new HttpGeneratorError('HTTP_INVALID_FIELD_NAME', `${name} is not allowed here (RFC 9110 §6.5.1)`);
+  }
+}
+
+function checkValue(name: string, value: string): void {
+  if (INVALID_VALUE.test(value)) {
+    throw new HttpGeneratorError('HTTP_INVALID_FIELD_VALUE', `invalid value for ${name}: CR, LF, a control character or a character above U+00FF`);
+  }
+}
+
+function checkLength(n: number): void {
+  if (!(n === -1 || (Number.isSafeInteger(n) && n >= 0))) throw new HttpGeneratorError('HTTP_INVALID_FRAMING', `invalid content length ${n}`);
 }
