@@ -52,3 +52,24 @@ export { HttpGeneratorError, HttpParseError } from './http/errors.js';
 export { RequestBodyError, ResponseAbortedError, ResponseStateError } from './http/exchangeErrors.js';
 export { StaticHandler, parseRange } from './http/StaticHandler.js';
 export type { StaticHandlerOptions } from './http/StaticHandler.js';
+
+// lib/websocket
+export { WebSocketUpgradeHandler, hasToken, parseProtocols } from './websocket/WebSocketUpgradeHandler.js';
+export type { AcceptResult, WebSocketAccept, WebSocketRefusal, WebSocketUpgradeHandlerOptions } from './websocket/WebSocketUpgradeHandler.js';
+export { WebSocketSession, ReadyState } from './websocket/WebSocketSession.js';
+export { WebSocketConnection, resolveSettings } from './websocket/WebSocketConnection.js';
+export type { WebSocketConnectionOptions, WebSocketConnectionState, WebSocketSettings } from './websocket/WebSocketConnection.js';
+export type { OverflowPolicy, WebSocketListener, WebSocketSessionOptions } from './websocket/WebSocketListener.js';
+export { broadcast } from './websocket/broadcast.js';
+export type { BroadcastResult } from './websocket/broadcast.js';
+export { FrameParser, DEFAULT_FRAME_PARSER_LIMITS, applyMask } from './websocket/FrameParser.js';
+export type { FrameParserListener, FrameParserOptions, FrameParserState } from './websocket/FrameParser.js';
+export { FrameGenerator } from './websocket/FrameGenerator.js';
+export type { FrameGeneratorOptions } from './websocket/FrameGenerator.js';
+export { OpCode, isControl } from './websocket/OpCode.js';
+export type { DataOpCode } from './websocket/OpCode.js';
+export { CloseStatus, MAX_CLOSE_REASON_BYTES, encodeClosePayload, parseClosePayload, isValidWireCloseCode } from './websocket/CloseStatus.js';
+export { Utf8Validator } from './websocket/Utf8Validator.js';
+export { acceptKey, isValidClientKey, WEBSOCKET_GUID } from './websocket/acceptKey.js';
+export { FrameEncodeError, ProtocolError, WebSocketSessionError } from './websocket/errors.js';
+export type { FrameEncodeErrorCode, ProtocolErrorCode, WebSocketSessionErrorCode } from './websocket/errors.js';

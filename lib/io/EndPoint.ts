@@ -65,7 +65,14 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   idleSlot = -1;
 
   protected readonly flusher: WriteFlusher;
-  protected readonly clock: Clock;
+  /** The clock of the endpoint's idle-timeout scheduler (the system clock without one); connections time with it. */
+  readonly clock: Clock;
+  /**
+   * True when every buffer passed to `onFillable` is a fresh allocation that nobody reuses, so a connection may
+   * keep a view of it past the call instead of copying (a socket's default read path). False (the contract's
+   * default) means copy what must outlive the call.
+   */
+  readonly freshReadBuffers: boolean = false;
   private readonly scheduler: IdleTimeoutScheduler | undefined;
   private readonly owner: EndPointOwner | undefined;
   private _idleTimeoutMs: number;

@@ -73,3 +73,31 @@ export class FrameEncodeError extends RangeError {
     this.code = code;
   }
 }
+
+/** The stable codes of {@link WebSocketSessionError}. */
+export type WebSocketSessionErrorCode =
+  /** A send on a session that has sent or received a close frame, or whose connection ended (RFC 6455 §5.5.1). */
+  | 'WS_SESSION_CLOSED'
+  /** A send refused because `bufferedAmount` would pass `maxBufferedBytes` (policy `'reject'`). */
+  | 'WS_BUFFER_OVERFLOW'
+  /** The peer did not answer our close frame within `closeTimeoutMs` (RFC 6455 §7.1.1). */
+  | 'WS_CLOSE_TIMEOUT'
+  /** No pong came back within the ping interval (`pingIntervalMs`): the peer is presumed gone. */
+  | 'WS_PONG_TIMEOUT'
+  /** An application callback (onOpen, onText, ...) threw or rejected; the session closes with 1011. */
+  | 'WS_CALLBACK_FAILED';
+
+/**
+ * A session-level failure: a send that cannot be done, or a session that ended for a local reason. `closeCode` is
+ * the code the session closed with (or will), when known.
+ */
+export class WebSocketSessionError extends Error {
+  readonly code: WebSocketSessionErrorCode;
+  readonly closeCode: number | undefined;
+  constructor(code: WebSocketSessionErrorCode, message: string, closeCode?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.closeCode = closeCode;
+  }
+}

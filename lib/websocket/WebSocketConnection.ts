@@ -1,0 +1,577 @@
+import type { Connection } from '../io/Connection.js';
+import type { EndPoint } from '../io/EndPoint.js';
+import type { TimerHandle } from '../io/Clock.js';
+import type { WriteCallback } from '../io/WriteFlusher.js';
+import { IdleTimeoutError, PeerClosedError } from '../io/errors.js';
+import { CloseStatus } from './CloseStatus.js';
+import { FrameGenerator } from './FrameGenerator.js';
+import { FrameParser } from './FrameParser.js';
+import type { FrameParserListener } from './FrameParser.js';
+import { OpCode } from './OpCode.js';
+import type { DataOpCode } from './OpCode.js';
+import { ProtocolError, WebSocketSessionError } from './errors.js';
+import type { OverflowPolicy, WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
+import { WebSocketSession } from './WebSocketSession.js';
+
+/**
+ * The close handshake (RFC 6455 §7), one state per step:
+ * ```
+ *   OPEN --close() / idle / shutdown: our close frame queued------------> CLOSE_SENT
+ *   OPEN --the peer's close frame: ours echoed----------------------------> CLOSE_RECEIVED
+ *   CLOSE_SENT --the peer's close frame-----------------------------------> COMPLETE (server: TCP closes)
+ *   CLOSE_RECEIVED --our echo flushed-------------------------------------> COMPLETE (server: TCP closes)
+ *   OPEN / CLOSE_* --protocol error, pong timeout: close frame + TCP close-> FAILED
+ *   any --the endpoint closed: onClose called----------------------------> CLOSED
+ * ```
+ * After our close frame nothing more is sent (§5.5.1); after the peer's, nothing more is read (§1.4).
+ */
+export type WebSocketConnectionState = 'OPEN' | 'CLOSE_SENT' | 'CLOSE_RECEIVED' | 'COMPLETE' | 'FAILED' | 'CLOSED';
+
+/**
+ * Session options with defaults applied and checked: resolved once per handler (or client) and shared by its
+ * sessions, so that an idle session does not carry a copy.
+ */
+export interface WebSocketSettings {
+  readonly idleTimeoutMs: number | undefined;
+  readonly pingIntervalMs: number;
+  readonly maxFrameBytes: number | undefined;
+  readonly maxMessageBytes: number | undefined;
+  readonly maxFragments: number | undefined;
+  readonly maxBufferedBytes: number;
+  readonly overflow: OverflowPolicy;
+  readonly closeTimeoutMs: number;
+  readonly awaitHandlers: boolean;
+}
+
+/** Applies the defaults of {@link WebSocketSessionOptions} and checks the values (RangeError, TypeError). */
+export function resolveSettings(options: WebSocketSessionOptions = {}): WebSocketSettings {
+  const overflow = options.overflow ?? 'reject';
+  if (overflow !== 'reject' && overflow !== 'close') {
+    throw new TypeError(`overflow must be 'reject' or 'close', not ${String(options.overflow)}`);
+  }
+  return Object.freeze({
+    idleTimeoutMs: options.idleTimeoutMs === undefined ? undefined : nonNegative('idleTimeoutMs', options.idleTimeoutMs),
+    pingIntervalMs: nonNegative('pingIntervalMs', options.pingIntervalMs ?? 0),
+    maxFrameBytes: options.maxFrameBytes,
+    maxMessageBytes: options.maxMessageBytes,
+    maxFragments: options.maxFragments,
+    maxBufferedBytes: nonNegative('maxBufferedBytes', options.maxBufferedBytes ?? 16 * 1024 * 1024),
+    overflow,
+    closeTimeoutMs: nonNegative('closeTimeoutMs', options.closeTimeoutMs ?? 5000),
+    awaitHandlers: options.awaitHandlers ?? false,
+  });
+}
+
+/** A data frame waiting for the endpoint to drain below its low watermark. */
+interface QueuedFrame {
+  frames: Buffer[];
+  bytes: number;
+  callback: WriteCallback | undefined;
+}
+
+/** What a WebSocketConnection is told at creation (by the upgrade handler or the client). */
+export interface WebSocketConnectionOptions {
+  /** Which side we are: a server reads masked frames and writes unmasked ones, a client the reverse (§5.1). */
+  role: 'server' | 'client';
+  /** From {@link resolveSettings}, shared by the sessions of one handler. */
+  settings: WebSocketSettings;
+  /** The subprotocol agreed in the handshake ('' for none). */
+  protocol?: string;
+  /** The extensions agreed in the handshake ('' for none). */
+  extensions?: string;
+  /** The request path of the upgrade (server) or the URL path (client), for dumps and the application. */
+  path?: string;
+}
+
+/**
+ * The parser's listener: a separate object because `Connection.onClose(cause)` and
+ * `FrameParserListener.onClose(code, reason)` share a name.
+ */
+class FrameEvents implements FrameParserListener {
+  constructor(private readonly connection: WebSocketConnection) {}
+  onMessage(opcode: DataOpCode, data: Buffer): boolean {
+    return this.connection.onMessage(opcode, data);
+  }
+  onPing(payload: Buffer): boolean {
+    return this.connection.onPing(payload);
+  }
+  onPong(payload: Buffer): boolean {
+    return this.connection.onPong(payload);
+  }
+  onClose(code: number, reason: string): boolean {
+    this.connection.onCloseFrame(code, reason);
+    return true;
+  }
+}
+
+/**
+ * A WebSocket connection (a lib/io {@link Connection}) after the HTTP upgrade: frames in through a
+ * {@link FrameParser}, frames out through a {@link FrameGenerator} and the endpoint's WriteFlusher, the close
+ * handshake, keepalive pings, and the data queue that keeps control frames ahead of data. The application sees
+ * it through its {@link WebSocketSession}.
+ *
+ * Sending: a data frame goes straight to the endpoint's flusher while the endpoint is writable (below its high
+ * watermark, so at most ~64 KiB are ahead of anything sent later); past it, data frames wait here, and ping, pong
+ * and close frames go to the flusher at once, ahead of them (Jetty's FrameFlusher does the same).
+ */
+export class WebSocketConnection implements Connection {
+  readonly session: WebSocketSession;
+  readonly role: 'server' | 'client';
+  private readonly parser: FrameParser;
+  private readonly generator: FrameGenerator;
+  private readonly settings: WebSocketSettings;
+  private _state: WebSocketConnectionState = 'OPEN';
+  /** Data frames waiting for the endpoint to become writable. */
+  private queue: QueuedFrame[] = [];
+  private queuedBytes = 0;
+  /** Our close frame waits behind queued data (a graceful close sends what was queued first). */
+  private closeFrameQueued: Buffer[] | undefined;
+  /** What onClose will report (see WebSocketListener.onClose). */
+  private closeCode: number = CloseStatus.ABNORMAL;
+  private closeReason = '';
+  private closeTimer: TimerHandle | undefined;
+  private awaitingPong = false;
+  /** Input kept while an async handler holds reads (awaitHandlers). */
+  private heldInput: Buffer | undefined;
+  private holding = false;
+  /** The read buffer being parsed, so that a message that is a view of it can be detected (and copied). */
+  private readBuffer: Buffer | undefined;
+  /** An error already given to onError, so that the endpoint's close cause is not reported twice. */
+  private reportedError: Error | undefined;
+  /** Made on first use: most sessions never return a Promise from a handler. */
+  private onHandlerSettled: (() => void) | undefined;
+  private onHandlerRejected: ((error: unknown) => void) | undefined;
+
+  constructor(
+    readonly endPoint: EndPoint,
+    private readonly listener: WebSocketListener,
+    options: WebSocketConnectionOptions,
+  ) {
+    this.role = options.role;
+    const settings = (this.settings = options.settings);
+    this.parser = new FrameParser(new FrameEvents(this), {
+      role: options.role,
+      maxFrameBytes: settings.maxFrameBytes,
+      maxMessageBytes: settings.maxMessageBytes,
+      maxFragments: settings.maxFragments,
+    });
+    this.generator = options.role === 'server' ? SERVER_GENERATOR : CLIENT_GENERATOR;
+    // Idle timeout, resolved once: the handler's option, else the connection's current value (inherited from
+    // HTTP); the session may change it later. Nothing restores the HTTP value: the endpoint is ours now.
+    if (settings.idleTimeoutMs !== undefined) endPoint.idleTimeoutMs = settings.idleTimeoutMs;
+    if (settings.pingIntervalMs > 0) endPoint.idleTimeoutMs = settings.pingIntervalMs;
+    this.session = new WebSocketSession(this, options.protocol ?? '', options.extensions ?? '', options.path ?? '');
+  }
+
+  /** The close handshake's state. */
+  get state(): WebSocketConnectionState {
+    return this._state;
+  }
+
+  /** Bytes accepted by sends and not yet handed to the kernel (queued here and in the endpoint's flusher). */
+  get bufferedAmount(): number {
+    return this.queuedBytes + this.endPoint.pendingBytes;
+  }
+
+  /** The keepalive interval in ms (0 = off). */
+  get pingIntervalMs(): number {
+    return this.settings.pingIntervalMs;
+  }
+
+  // ------------------------------------------------------------------------------------ Connection callbacks
+
+  onOpen(): void {
+    const onOpen = this.listener.onOpen;
+    if (onOpen === undefined) return;
+    try {
+      onOpen.call(this.listener, this.session);
+    } catch (e) {
+      this.failCallback('onOpen', e);
+    }
+  }
+
+  onFillable(bytes: Buffer): void {
+    this.parse(bytes, 0);
+  }
+
+  onIdleExpired(): boolean {
+    if (this._state !== 'OPEN') return true; // idle while closing: give up on the handshake (reported as 1006)
+    if (this.settings.pingIntervalMs > 0) {
+      if (this.awaitingPong) {
+        this.fail(new WebSocketSessionError('WS_PONG_TIMEOUT', `no pong within ${this.settings.pingIntervalMs} ms`, 1001));
+        return false;
+      }
+      this.awaitingPong = true;
+      this.sendControl(this.generator.encodePing());
+      return false;
+    }
+    this.close(CloseStatus.GOING_AWAY, 'idle timeout');
+    return false;
+  }
+
+  onWritable(): void {
+    this.drainQueue();
+  }
+
+  onShutdown(): void {
+    // SelectorManager.stop(): a server going away (RFC 6455 §7.4.1, 1001); the handshake then ends the endpoint.
+    this.close(CloseStatus.GOING_AWAY, 'server stopping');
+  }
+
+  onInputShutdown(): void {
+    // The peer's FIN. After a complete handshake this is the expected end; before it, the connection is gone
+    // without a close frame (1006). Either way nothing more can be read, and nothing we send would be answered.
+    this.endPoint.closeAfterFlush(this._state === 'COMPLETE' ? undefined : new PeerClosedError());
+  }
+
+  onClose(cause: Error | undefined): void {
+    const wasState = this._state;
+    this._state = 'CLOSED';
+    this.closeTimer?.cancel();
+    this.closeTimer = undefined;
+    this.failQueue(new WebSocketSessionError('WS_SESSION_CLOSED', 'the WebSocket session closed before the data was sent', this.closeCode, { cause }));
+    if (wasState === 'OPEN' || wasState === 'CLOSE_SENT') {
+      // No close frame from the peer: RFC 6455 §7.1.5, "the WebSocket Connection Close Code is considered to be 1006".
+      this.closeCode = CloseStatus.ABNORMAL;
+      this.closeReason = cause instanceof IdleTimeoutError ? 'idle timeout during close' : '';
+    }
+    if (cause !== undefined && cause !== this.reportedError && !(cause instanceof PeerClosedError)) {
+      this.emitError(cause);
+    }
+    const onClose = this.listener.onClose;
+    if (onClose === undefined) return;
+    try {
+      onClose.call(this.listener, this.session, this.closeCode, this.closeReason);
+    } catch (e) {
+      this.emitError(new WebSocketSessionError('WS_CALLBACK_FAILED', 'onClose threw', undefined, { cause: e }));
+    }
+  }
+
+  describe(): string {
+    return `WebSocketConnection{${this.role} ${this._state} ${this.session.path} buffered=${this.bufferedAmount}}`;
+  }
+
+  // ------------------------------------------------------------------------------------ frames (via FrameEvents)
+
+  /** @internal A whole message; returns true to stop parsing (reads held, or the session is ending). */
+  onMessage(opcode: DataOpCode, data: Buffer): boolean {
+    let result: void | Promise<void>;
+    try {
+      if (opcode === OpCode.TEXT) {
+        const onText = this.listener.onText;
+        if (onText === undefined) return false;
+        result = onText.call(this.listener, this.session, data.toString('utf8'));
+      } else {
+        const onBinary = this.listener.onBinary;
+        if (onBinary === undefined) return false;
+        // A view of a read buffer that may be reused is copied: the application keeps what it is given.
+        if (!this.endPoint.freshReadBuffers && this.readBuffer !== undefined && data.buffer === this.readBuffer.buffer) {
+          data = Buffer.from(data);
+        }
+        result = onBinary.call(this.listener, this.session, data);
+      }
+    } catch (e) {
+      this.failCallback(opcode === OpCode.TEXT ? 'onText' : 'onBinary', e);
+      return true;
+    }
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      if (this.settings.awaitHandlers) {
+        this.holding = true;
+        (result as Promise<void>).then((this.onHandlerSettled ??= () => this.resumeAfterHandler()), this.rejectionHandler());
+        return true; // stop parsing: the rest of the read is held until the handler settles
+      }
+      (result as Promise<void>).then(undefined, this.rejectionHandler());
+    }
+    return this._state !== 'OPEN' && this._state !== 'CLOSE_SENT';
+  }
+
+  /** @internal RFC 6455 §5.5.2: answer with a pong carrying the same application data. */
+  onPing(payload: Buffer): boolean {
+    if (this._state === 'OPEN') this.sendControl(this.generator.encodePong(payload));
+    const onPing = this.listener.onPing;
+    if (onPing !== undefined) {
+      try {
+        onPing.call(this.listener, this.session, payload);
+      } catch (e) {
+        this.failCallback('onPing', e);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** @internal RFC 6455 §5.5.3: a pong may be unsolicited; it only proves that the peer is alive. */
+  onPong(payload: Buffer): boolean {
+    this.awaitingPong = false;
+    const onPong = this.listener.onPong;
+    if (onPong !== undefined) {
+      try {
+        onPong.call(this.listener, this.session, payload);
+      } catch (e) {
+        this.failCallback('onPong', e);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** @internal The peer's close frame (RFC 6455 §5.5.1, §7.1.3); the parser discards what follows it. */
+  onCloseFrame(code: number, reason: string): void {
+    this.closeCode = code;
+    this.closeReason = reason;
+    if (this._state === 'OPEN') {
+      // Echo: "the endpoint MUST send a Close frame in response ... typically echoing the status code it
+      // received" (§5.5.1). Queued data still goes first; a 1005 (no code) is echoed as an empty close.
+      this._state = 'CLOSE_RECEIVED';
+      this.queueClose(this.generator.encodeClose(code === CloseStatus.NO_STATUS ? undefined : code));
+    } else if (this._state === 'CLOSE_SENT') {
+      this.complete();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------ session operations
+
+  /**
+   * @internal Queues a data frame (already encoded). Fails the callback (synchronously) when the session is not
+   * open or the buffered bound refuses it.
+   */
+  sendFrames(frames: Buffer[], bytes: number, callback: WriteCallback | undefined): boolean {
+    if (this._state !== 'OPEN') {
+      callback?.(new WebSocketSessionError('WS_SESSION_CLOSED', `cannot send: the session is ${this._state}`, this.closeCode));
+      return false;
+    }
+    const buffered = this.queuedBytes + this.endPoint.pendingBytes;
+    if (buffered !== 0 && buffered + bytes > this.settings.maxBufferedBytes) {
+      const error = new WebSocketSessionError(
+        'WS_BUFFER_OVERFLOW',
+        `cannot send ${bytes} bytes: ${buffered} are already buffered (maxBufferedBytes ${this.settings.maxBufferedBytes})`,
+        this.settings.overflow === 'close' ? CloseStatus.POLICY_VIOLATION : undefined,
+      );
+      if (this.settings.overflow === 'close') this.fail(error, 'slow consumer');
+      callback?.(error);
+      return false;
+    }
+    if (this.queue.length === 0 && this.endPoint.isWritable) {
+      this.endPoint.write(frames, callback);
+    } else {
+      this.queue.push({ frames, bytes, callback });
+      this.queuedBytes += bytes;
+    }
+    return true;
+  }
+
+  /** @internal Encodes and sends a data message. */
+  send(opcode: DataOpCode, data: Buffer | string, callback: WriteCallback | undefined): boolean {
+    if (typeof data === 'string') {
+      if (opcode === OpCode.TEXT) {
+        const frames = this.generator.encodeText(data);
+        return this.sendFrames(frames, frames[0]!.length, callback);
+      }
+      data = Buffer.from(data, 'utf8');
+    }
+    const frames = this.generator.encode(opcode, data);
+    return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);
+  }
+
+  /** @internal A ping with up to 125 bytes (§5.5.2); goes ahead of queued data. */
+  ping(payload: Buffer): void {
+    if (this._state !== 'OPEN') {
+      throw new WebSocketSessionError('WS_SESSION_CLOSED', `cannot ping: the session is ${this._state}`, this.closeCode);
+    }
+    this.sendControl(this.generator.encodePing(payload));
+  }
+
+  /** @internal Starts the close handshake (§7.1.2); a no-op once closing. */
+  close(code: number, reason: string): void {
+    if (this._state !== 'OPEN') return;
+    const frames = this.generator.encodeClose(code, reason); // throws FrameEncodeError on a bad code or reason
+    this._state = 'CLOSE_SENT';
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.queueClose(frames);
+    this.startCloseTimer();
+  }
+
+  /** @internal Closes the connection at once, without a handshake (ws's `terminate()`): reported as 1006. */
+  terminate(): void {
+    this.endPoint.close();
+  }
+
+  /** @internal Encodes a frame for `broadcast` with this connection's generator (a client must mask its own). */
+  encodeForBroadcast(opcode: DataOpCode, data: Buffer | string): Buffer[] {
+    if (typeof data === 'string' && opcode === OpCode.TEXT) return this.generator.encodeText(data);
+    return this.generator.encode(opcode, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  }
+
+  // ------------------------------------------------------------------------------------ internals
+
+  private parse(bytes: Buffer, offset: number): void {
+    this.readBuffer = bytes;
+    let consumed: number;
+    try {
+      consumed = this.parser.parse(bytes, offset);
+    } catch (e) {
+      this.readBuffer = undefined;
+      if (e instanceof ProtocolError) this.fail(e);
+      else this.failCallback('parser callback', e);
+      return;
+    }
+    this.readBuffer = undefined;
+    if (this.holding) {
+      const rest = offset + consumed < bytes.length ? bytes.subarray(offset + consumed) : undefined;
+      // Copy: the read buffer is only ours during this call.
+      this.heldInput = rest === undefined ? undefined : Buffer.from(rest);
+      this.endPoint.pauseReading();
+    }
+  }
+
+  private rejectionHandler(): (error: unknown) => void {
+    return (this.onHandlerRejected ??= (error: unknown) => {
+      this.failCallback('onText/onBinary', error);
+      this.resumeAfterHandler();
+    });
+  }
+
+  private resumeAfterHandler(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    if (this._state === 'CLOSED') return;
+    const held = this.heldInput;
+    this.heldInput = undefined;
+    if (held !== undefined) this.parse(held, 0);
+    if (!this.holding && this.endPoint.isOpen) this.endPoint.resumeReading();
+  }
+
+  /** Control frames (ping, pong) skip the data queue, never after our close frame (§5.5.1). */
+  private sendControl(frames: Buffer[]): void {
+    if (this._state !== 'OPEN' || !this.endPoint.isOpen) return;
+    this.endPoint.write(frames);
+  }
+
+  /** Our close frame: after the queued data (a graceful close), then nothing more. */
+  private queueClose(frames: Buffer[]): void {
+    if (this.queue.length === 0) this.writeClose(frames);
+    else this.closeFrameQueued = frames;
+  }
+
+  private writeClose(frames: Buffer[]): void {
+    if (!this.endPoint.isOpen) return;
+    // Echoing the peer's close completes the handshake once it is flushed.
+    this.endPoint.write(
+      frames,
+      this._state === 'CLOSE_RECEIVED'
+        ? (error) => {
+            if (error === null && this._state === 'CLOSE_RECEIVED') this.complete();
+          }
+        : undefined,
+    );
+  }
+
+  /** Both close frames are exchanged: the server closes TCP (§7.1.1); the client half-closes and waits for it. */
+  private complete(): void {
+    this._state = 'COMPLETE';
+    if (this.role === 'server') {
+      this.endPoint.closeAfterFlush();
+    } else {
+      this.endPoint.shutdownOutput();
+      this.startCloseTimer();
+    }
+  }
+
+  /**
+   * Fails the WebSocket connection (§7.1.7): our close frame with the error's code, then the TCP close after it
+   * is flushed, without waiting for the peer's. Queued data fails.
+   */
+  private fail(error: ProtocolError | WebSocketSessionError, reason?: string): void {
+    if (this._state === 'CLOSED' || this._state === 'FAILED') return;
+    const code = error.closeCode ?? CloseStatus.INTERNAL_ERROR;
+    const wasOpen = this._state === 'OPEN';
+    this._state = 'FAILED';
+    this.closeCode = code;
+    this.closeReason = reason ?? truncateReason(error.message);
+    this.failQueue(new WebSocketSessionError('WS_SESSION_CLOSED', `the WebSocket session failed: ${error.message}`, code, { cause: error }));
+    this.reportedError = error;
+    this.emitError(error);
+    if (wasOpen && this.endPoint.isOpen) this.endPoint.write(this.generator.encodeClose(code, this.closeReason));
+    if (this.endPoint.isOpen) this.endPoint.closeAfterFlush(error);
+  }
+
+  /** An application callback threw or rejected: 1011 (RFC 6455 §7.4.1, "unexpected condition"). */
+  private failCallback(where: string, cause: unknown): void {
+    this.fail(
+      new WebSocketSessionError('WS_CALLBACK_FAILED', `${where} failed: ${cause instanceof Error ? cause.message : String(cause)}`, 1011, { cause }),
+      'internal error',
+    );
+  }
+
+  private emitError(error: Error): void {
+    const onError = this.listener.onError;
+    if (onError === undefined) return;
+    try {
+      onError.call(this.listener, this.session, error);
+    } catch {
+      // An error listener that throws has nowhere left to report to; the session is ending anyway.
+    }
+  }
+
+  private drainQueue(): void {
+    const queue = this.queue;
+    let i = 0;
+    while (i < queue.length && this.endPoint.isWritable && this.endPoint.isOpen) {
+      const item = queue[i++]!;
+      this.queuedBytes -= item.bytes;
+      this.endPoint.write(item.frames, item.callback);
+    }
+    if (i !== 0) queue.splice(0, i);
+    if (queue.length === 0 && this.closeFrameQueued !== undefined) {
+      const frames = this.closeFrameQueued;
+      this.closeFrameQueued = undefined;
+      this.writeClose(frames);
+    }
+  }
+
+  private failQueue(error: Error): void {
+    const queue = this.queue;
+    if (queue.length === 0) return;
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const item of queue) {
+      if (item.callback === undefined) continue;
+      try {
+        item.callback(error);
+      } catch {
+        // A send callback must not stop the others from failing.
+      }
+    }
+  }
+
+  private startCloseTimer(): void {
+    if (this.closeTimer !== undefined || this.settings.closeTimeoutMs === 0) return;
+    this.closeTimer = this.endPoint.clock.setInterval(() => {
+      this.closeTimer?.cancel();
+      this.closeTimer = undefined;
+      if (this._state === 'CLOSED') return;
+      const error = new WebSocketSessionError('WS_CLOSE_TIMEOUT', `no close from the peer within ${this.settings.closeTimeoutMs} ms`);
+      this.reportedError = error;
+      this.emitError(error);
+      this.endPoint.close(error);
+    }, this.settings.closeTimeoutMs);
+  }
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a finite number >= 0, got ${value}`);
+  return value;
+}
+
+/** A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5); an error message may be longer. */
+function truncateReason(message: string): string {
+  if (Buffer.byteLength(message, 'utf8') <= 123) return message;
+  let cut = message.slice(0, 120);
+  while (Buffer.byteLength(cut, 'utf8') > 120) cut = cut.slice(0, -1);
+  return cut + '...';
+}
+
+/** Generators are stateless (client mask keys come from a shared CSPRNG pool): one per role serves every session. */
+const SERVER_GENERATOR = new FrameGenerator({ role: 'server' });
+const CLIENT_GENERATOR = new FrameGenerator({ role: 'client' });

@@ -1,0 +1,140 @@
+import type { WriteCallback } from '../io/WriteFlusher.js';
+import { CloseStatus } from './CloseStatus.js';
+import { OpCode } from './OpCode.js';
+import type { WebSocketConnection } from './WebSocketConnection.js';
+
+/** `readyState` values, as in the browser's WebSocket and `ws`. */
+export const ReadyState = Object.freeze({ CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const);
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * One side of an open WebSocket, as the application sees it (Jetty's `Session`, a `ws` WebSocket): send, ping,
+ * close, and what was agreed in the handshake. Server and client sessions have the same API.
+ *
+ * Sends return a Promise that resolves when the frame has been handed to the kernel, and rejects with a
+ * {@link WebSocketSessionError} if the session closes first ('WS_SESSION_CLOSED') or the buffered bound refuses
+ * it ('WS_BUFFER_OVERFLOW'). A rejection nobody awaits is not an unhandled rejection: the session marks it
+ * handled, because a fire-and-forget send to a peer that left is normal, not a crash.
+ */
+export class WebSocketSession {
+  /** For the application's own per-session state (a chat name, a user id); quay never reads it. */
+  attachment: unknown = undefined;
+
+  /** @internal Made by WebSocketConnection. */
+  constructor(
+    private readonly connection: WebSocketConnection,
+    /** The subprotocol agreed in the handshake (RFC 6455 §1.9), '' for none. */
+    readonly protocol: string,
+    /** The extensions agreed in the handshake (RFC 6455 §9), '' for none. */
+    readonly extensions: string,
+    /** The path of the upgrade request (server) or of the URL (client). */
+    readonly path: string,
+  ) {}
+
+  /** The peer's IP address. */
+  get remoteAddress(): string {
+    return this.connection.endPoint.remoteAddress;
+  }
+
+  /** The peer's port. */
+  get remotePort(): number {
+    return this.connection.endPoint.remotePort;
+  }
+
+  /** OPEN until a close frame is sent or received, CLOSING during the handshake, CLOSED once the connection ended. */
+  get readyState(): ReadyState {
+    const state = this.connection.state;
+    return state === 'OPEN' ? ReadyState.OPEN : state === 'CLOSED' ? ReadyState.CLOSED : ReadyState.CLOSING;
+  }
+
+  /** True while messages may be sent. */
+  get isOpen(): boolean {
+    return this.connection.state === 'OPEN';
+  }
+
+  /** Bytes accepted by sends and not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.connection.bufferedAmount;
+  }
+
+  /**
+   * The idle timeout in ms (0 = never). Initially the handler's `idleTimeoutMs`, or else the HTTP connection's;
+   * settable at any time. With `pingIntervalMs` the idle timer runs the keepalive instead.
+   */
+  get idleTimeoutMs(): number {
+    return this.connection.endPoint.idleTimeoutMs;
+  }
+
+  set idleTimeoutMs(ms: number) {
+    this.connection.endPoint.idleTimeoutMs = ms;
+  }
+
+  /** Sends a text message. See the class comment for the Promise. */
+  sendText(text: string): Promise<void> {
+    return settle((callback) => this.connection.send(OpCode.TEXT, text, callback));
+  }
+
+  /** Sends a binary message. The buffer is not copied: do not modify it until the Promise settles. */
+  sendBinary(data: Buffer | Uint8Array): Promise<void> {
+    const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return settle((callback) => this.connection.send(OpCode.BINARY, buffer, callback));
+  }
+
+  /**
+   * Sends without a Promise: `callback` (optional) gets null when flushed or the error. Returns false when the
+   * message was refused at once (closed session, buffer bound). For hot loops that do not need to wait.
+   */
+  send(data: string | Buffer, callback?: WriteCallback): boolean {
+    return this.connection.send(typeof data === 'string' ? OpCode.TEXT : OpCode.BINARY, data, callback);
+  }
+
+  /**
+   * Sends a ping (RFC 6455 §5.5.2) with up to 125 bytes; it goes ahead of queued data. The pong arrives in
+   * `onPong`.
+   * @throws WebSocketSessionError 'WS_SESSION_CLOSED' when the session is closing; FrameEncodeError over 125 bytes.
+   */
+  ping(data: Buffer | string = EMPTY): void {
+    this.connection.ping(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  }
+
+  /**
+   * Starts the close handshake (RFC 6455 §7.1.2): queued messages are sent first, then the close frame; the
+   * connection ends when the peer answers (or after `closeTimeoutMs`). `onClose` follows. A no-op once closing.
+   * @throws FrameEncodeError for a code that may not be sent (1005, 1006, 1015, out of range) or a reason over
+   *   123 bytes of UTF-8.
+   */
+  close(code: number = CloseStatus.NORMAL, reason = ''): void {
+    this.connection.close(code, reason);
+  }
+
+  /** Ends the connection at once, without a close handshake (reported as 1006); queued data fails. */
+  terminate(): void {
+    this.connection.terminate();
+  }
+
+  /** @internal The connection behind the session (broadcast uses it). */
+  get webSocketConnection(): WebSocketConnection {
+    return this.connection;
+  }
+}
+
+const handled = (): void => {};
+
+/** Adapts a callback-style send to a Promise whose rejection is marked handled (see WebSocketSession). */
+function settle(start: (callback: WriteCallback) => boolean): Promise<void> {
+  let promise: Promise<void> | undefined;
+  let failed = false;
+  promise = new Promise<void>((resolve, reject) => {
+    start((error) => {
+      if (error === null) return resolve();
+      // The callback may run before `new Promise` returns (a refused send): mark it handled afterwards then.
+      if (promise === undefined) failed = true;
+      else promise.catch(handled);
+      reject(error);
+    });
+  });
+  if (failed) promise.catch(handled);
+  return promise;
+}
