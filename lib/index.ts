@@ -73,3 +73,5 @@ export { Utf8Validator } from './websocket/Utf8Validator.js';
 export { acceptKey, isValidClientKey, WEBSOCKET_GUID } from './websocket/acceptKey.js';
 export { FrameEncodeError, ProtocolError, WebSocketSessionError } from './websocket/errors.js';
 export type { FrameEncodeErrorCode, ProtocolErrorCode, WebSocketSessionErrorCode } from './websocket/errors.js';
+export { UpgradeBridge } from './http/UpgradeBridge.js';
+export type { UpgradeBridgeOptions } from './http/UpgradeBridge.js';

@@ -114,12 +114,22 @@ export class SelectorManager implements EndPointOwner {
    * Opens an outbound connection (the client side). Resolves with the endpoint once connected and its
    * connection opened; rejects with the socket error (ECONNREFUSED...) otherwise.
    */
-  connect(options: { host: string; port: number }, factory: ConnectionFactory = this.options.connectionFactory): Promise<SocketEndPoint> {
+  connect(
+    options: { host: string; port: number; localAddress?: string },
+    factory: ConnectionFactory = this.options.connectionFactory,
+  ): Promise<SocketEndPoint> {
     if (this._state === 'STOPPING' || this._state === 'STOPPED') {
       return Promise.reject(new IllegalStateError(`cannot connect in state ${this._state}`));
     }
     return new Promise((resolve, reject) => {
-      const socket = netConnect({ host: options.host, port: options.port, allowHalfOpen: true });
+      // localAddress: the source address (e.g. 127.0.0.2), so a load test can open more connections to one
+      // target than one source address has ephemeral ports.
+      const socket = netConnect({
+        host: options.host,
+        port: options.port,
+        allowHalfOpen: true,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      });
       const onError = (error: Error): void => {
         socket.destroy();
         reject(error);
@@ -131,6 +141,22 @@ export class SelectorManager implements EndPointOwner {
         resolve(this.attach(socket, factory));
       });
     });
+  }
+
+  /**
+   * Takes over a socket that is already connected (e.g. from node:http's `'upgrade'` event): it becomes an
+   * endpoint of this manager, with its idle timeout, stats, `dump()` and `stop()`. The socket should have been
+   * created with `allowHalfOpen: true` (node:http's are). Counted as accepted.
+   * @throws IllegalStateError once the manager is stopping; the socket is then destroyed.
+   */
+  adopt(socket: Socket, factory: ConnectionFactory = this.options.connectionFactory): SocketEndPoint {
+    if (this._state === 'STOPPING' || this._state === 'STOPPED') {
+      socket.on('error', ignore);
+      socket.destroy();
+      throw new IllegalStateError(`cannot adopt a socket in state ${this._state}`);
+    }
+    this.counters.accepted++;
+    return this.attach(socket, factory);
   }
 
   /** Counters, with byte totals including the open endpoints. */
