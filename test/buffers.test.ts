@@ -8,16 +8,7 @@ import {
 } from '../lib/buffers/index.js';
 import { constants } from 'node:buffer';
 import type { ByteBufferPoolStats, RetainableBuffer } from '../lib/buffers/index.js';
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './support/mulberry32.js';
 
 /** The bucket rule written the slow, obvious way. */
 function referenceCapacity(size: number, min: number, max: number): number {

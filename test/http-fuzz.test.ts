@@ -4,22 +4,13 @@ import type { Connection } from '../lib/io/Connection.js';
 import { HttpConnection } from '../lib/http/HttpConnection.js';
 import type { Handler } from '../lib/http/Handler.js';
 import { ConnectionCallbackError } from '../lib/io/errors.js';
+import { mulberry32 } from './support/mulberry32.js';
 
 /**
  * Connection-level fuzz: seeded random and mutated byte streams fed to an HttpConnection on a MemoryEndPoint,
  * split at random points, then the peer's FIN. Whatever the input, no exception escapes a connection callback,
  * and every connection ends in a response or a clean close.
  */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEEDS = [
   'GET / HTTP/1.1\r\nHost: a\r\n\r\n',
   'POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello',

@@ -3,6 +3,7 @@ import { HttpParser } from '../lib/http/HttpParser.js';
 import type { HttpParserLimits, HttpParserOptions, HttpRequestHead, HttpResponseHead } from '../lib/http/HttpParser.js';
 import { HttpFields } from '../lib/http/HttpFields.js';
 import { HttpParseError } from '../lib/http/errors.js';
+import { mulberry32 } from './support/mulberry32.js';
 
 // ------------------------------------------------------------------------------------------------ helpers
 
@@ -92,16 +93,6 @@ function summarize(ms: Message[]): string {
 
 const req = (ms: Message[], i = 0): HttpRequestHead => ms[i]!.head as HttpRequestHead;
 const res = (ms: Message[], i = 0): HttpResponseHead => ms[i]!.head as HttpResponseHead;
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ------------------------------------------------------------------------------------------------ requests
 

@@ -4,18 +4,9 @@ import { FrameParser } from '../lib/websocket/FrameParser.js';
 import type { FrameParserListener, FrameParserOptions } from '../lib/websocket/FrameParser.js';
 import { ProtocolError } from '../lib/websocket/errors.js';
 import type { ProtocolErrorCode } from '../lib/websocket/errors.js';
+import { mulberry32 } from './support/mulberry32.js';
 
 // ------------------------------------------------------------------------------------------------ helpers
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KEY = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
 
