@@ -21,7 +21,9 @@ interface OwnedSocket extends Socket {
 export class SocketEndPoint extends EndPoint {
   readonly socket: Socket;
   /** Node's `data` events carry a new buffer per read (see docs/ARCHITECTURE.md, read path). */
-  override readonly freshReadBuffers = true;
+  override get freshReadBuffers(): boolean {
+    return true;
+  }
   private readonly _remoteAddress: string;
   private readonly _remotePort: number;
   private readonly _localAddress: string;
