@@ -75,3 +75,7 @@ export { FrameEncodeError, ProtocolError, WebSocketSessionError } from './websoc
 export type { FrameEncodeErrorCode, ProtocolErrorCode, WebSocketSessionErrorCode } from './websocket/errors.js';
 export { UpgradeBridge } from './http/UpgradeBridge.js';
 export type { UpgradeBridgeOptions } from './http/UpgradeBridge.js';
+export { WebSocketClient } from './websocket/WebSocketClient.js';
+export type { WebSocketClientOptions, WebSocketConnectOptions } from './websocket/WebSocketClient.js';
+export { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './websocket/HandshakeResponse.js';
+export type { HandshakeErrorCode } from './websocket/HandshakeResponse.js';
