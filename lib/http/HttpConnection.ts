@@ -248,8 +248,12 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       // An upgrade answered with anything but 101: the "200 instead of 101" confusion of Jetty's demo (usually a
       // wrong path). Say which handler answered, so it can be found without a packet capture.
       const by = ex.response.handledBy ?? 'the server handler';
+      const status = ex.response.status;
+      // A WebSocket handler that answered 4xx refused the handshake (bad request, version, origin, accept): say
+      // so, rather than suggesting that no handler was there.
+      const why = /WebSocket/.test(by) ? 'the WebSocket handshake was refused (the body says why)' : 'no WebSocket handler took it';
       this.reporter.reportError(
-        new Error(`upgrade request for ${ex.head.target} was answered ${ex.response.status} by ${by}, not 101: no WebSocket handler took it`),
+        new Error(`upgrade request for ${ex.head.target} was answered ${status} by ${by}, not 101: ${why}`),
         { kind: 'upgrade', request: ex.request, endPoint: this.endPoint },
       );
     }

@@ -16,6 +16,11 @@ export interface ServerOptions extends HttpConnectionOptions {
   host?: string;
   /** Idle timeout of connections in ms (0 = never); a WebSocket inherits it unless it sets its own. Default 30 000. */
   idleTimeoutMs?: number;
+  /**
+   * How often the one idle-timeout sweep runs, in ms: the precision of idle timeouts and of WebSocket keepalive
+   * pings (a timeout fires up to one tick late). Default 1000.
+   */
+  idleTickMs?: number;
   /** Open connections at most; excess ones are refused and counted. */
   maxConnections?: number;
   /** Write-side watermarks of every connection (bytes). */
@@ -31,7 +36,13 @@ export interface ServerOptions extends HttpConnectionOptions {
 
 /** What an error report carries. */
 export interface ServerErrorContext {
-  kind: 'handler' | 'bad-request' | 'upgrade' | 'io';
+  /**
+   * `handler`: a handler threw or rejected; `bad-request`: a request was refused (400, 413, 431...); `upgrade`: an
+   * upgrade request was not answered with 101; `websocket`: a WebSocket session was failed (a peer's protocol
+   * error, a slow consumer, a pong timeout: the error has a `closeCode`); `io`: a connection closed by an I/O
+   * error (reset, broken pipe, write timeout).
+   */
+  kind: 'handler' | 'bad-request' | 'upgrade' | 'websocket' | 'io';
   request?: Request;
   endPoint?: EndPoint;
 }
@@ -59,9 +70,11 @@ export class Server implements HttpErrorReporter {
       connectionFactory: factory,
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+      ...(options.idleTickMs === undefined ? {} : { idleTickMs: options.idleTickMs }),
       ...(options.highWatermark === undefined ? {} : { highWatermark: options.highWatermark }),
       ...(options.lowWatermark === undefined ? {} : { lowWatermark: options.lowWatermark }),
-      onError: (error, endPoint) => this.emitError(error, { kind: 'io', ...(endPoint === undefined ? {} : { endPoint }) }),
+      onError: (error, endPoint) =>
+        this.emitError(error, { kind: ioErrorKind(error), ...(endPoint === undefined ? {} : { endPoint }) }),
     });
   }
 
@@ -113,4 +126,12 @@ export class Server implements HttpErrorReporter {
       // An error hook that throws must not break the server.
     }
   }
+}
+
+/**
+ * @internal A connection's close cause that carries a WebSocket close code (ProtocolError, WebSocketSessionError) is a
+ * session failure, not an I/O error. Recognised by shape: lib/http sits below lib/websocket and does not import it.
+ */
+export function ioErrorKind(error: Error): 'websocket' | 'io' {
+  return typeof (error as { closeCode?: unknown }).closeCode === 'number' ? 'websocket' : 'io';
 }

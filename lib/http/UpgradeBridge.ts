@@ -9,6 +9,7 @@ import { toHandler } from './Handler.js';
 import type { Handler, HandlerFunction } from './Handler.js';
 import { HttpConnection } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
+import { ioErrorKind } from './Server.js';
 import type { ServerErrorContext } from './Server.js';
 
 /** Options of {@link UpgradeBridge}. */
@@ -47,7 +48,7 @@ export class UpgradeBridge implements HttpErrorReporter {
       // Not used: every socket is adopted with a Replay connection, then upgraded to an HttpConnection.
       connectionFactory: { newConnection: () => new Replay(undefined) },
       onError: (error, endPoint) => {
-        if (endPoint !== undefined) this.reportError(error, { kind: 'io', endPoint });
+        if (endPoint !== undefined) this.reportError(error, { kind: ioErrorKind(error), endPoint });
       },
     });
   }

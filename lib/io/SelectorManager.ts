@@ -17,6 +17,8 @@ export interface SelectorManagerOptions extends WatermarkOptions {
   maxConnections?: number;
   /** The idle-timeout scheduler; default: one owned (and closed) by this manager. */
   scheduler?: IdleTimeoutScheduler;
+  /** Sweep period in ms of the scheduler this manager makes when `scheduler` is not given. Default 1000. */
+  idleTickMs?: number;
   /**
    * Told of every endpoint that closed because of an error (a reset, a broken pipe, a connection callback that
    * threw, a write timeout) and of listener errors. The process is never taken down by them.
@@ -73,7 +75,7 @@ export class SelectorManager implements EndPointOwner {
     this.options = options;
     this.maxConnections = options.maxConnections ?? Infinity;
     this.ownsScheduler = options.scheduler === undefined;
-    this.scheduler = options.scheduler ?? new IdleTimeoutScheduler();
+    this.scheduler = options.scheduler ?? new IdleTimeoutScheduler(options.idleTickMs === undefined ? {} : { tickMs: options.idleTickMs });
   }
 
   /** See {@link SelectorManagerState}. */
