@@ -9,7 +9,7 @@ import { FrameParser } from './FrameParser.js';
 import type { FrameParserListener } from './FrameParser.js';
 import { OpCode } from './OpCode.js';
 import type { DataOpCode } from './OpCode.js';
-import { ProtocolError, WebSocketSessionError } from './errors.js';
+import { FrameEncodeError, ProtocolError, WebSocketSessionError } from './errors.js';
 import type { OverflowPolicy, WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import { WebSocketSession } from './WebSocketSession.js';
 
@@ -191,6 +191,9 @@ export class WebSocketConnection implements Connection {
   }
 
   onFillable(bytes: Buffer): void {
+    // Anything from the peer proves it alive, not only a pong (see WebSocketSessionOptions.pingIntervalMs): the
+    // next silent interval sends another ping instead of counting as a missed pong.
+    this.awaitingPong = false;
     this.parse(bytes, 0);
   }
 
@@ -198,6 +201,9 @@ export class WebSocketConnection implements Connection {
     if (this._state !== 'OPEN') return true; // idle while closing: give up on the handshake (reported as 1006)
     if (this.settings.pingIntervalMs > 0) {
       if (this.awaitingPong) {
+        // While an awaited handler holds reads (awaitHandlers), the peer's pong may be waiting unread in the
+        // endpoint: its silence proves nothing yet. The check resumes with the reads.
+        if (this.holding) return false;
         this.fail(new WebSocketSessionError('WS_PONG_TIMEOUT', `no pong within ${this.settings.pingIntervalMs} ms`, 1001));
         return false;
       }
@@ -324,6 +330,8 @@ export class WebSocketConnection implements Connection {
       // received" (§5.5.1). Queued data still goes first; a 1005 (no code) is echoed as an empty close.
       this._state = 'CLOSE_RECEIVED';
       this.queueClose(this.generator.encodeClose(code === CloseStatus.NO_STATUS ? undefined : code));
+      // The echo may wait behind data a peer that stopped reading never takes: bound the handshake's end too.
+      if (this._state === 'CLOSE_RECEIVED') this.startCloseTimer();
     } else if (this._state === 'CLOSE_SENT') {
       this.complete();
     }
@@ -384,6 +392,9 @@ export class WebSocketConnection implements Connection {
   /** @internal Starts the close handshake (§7.1.2); a no-op once closing. */
   close(code: number, reason: string): void {
     if (this._state !== 'OPEN') return;
+    // 1005 "MUST NOT be set as a status code in a Close control frame" (§7.4.1); the encoder takes it to mean
+    // "no code" (an empty close), which an application asking for 1005 did not mean.
+    if (code === CloseStatus.NO_STATUS) throw new FrameEncodeError('WS_INVALID_CLOSE_CODE', 'close code 1005 may not be sent (RFC 6455 §7.4.1)');
     const frames = this.generator.encodeClose(code, reason); // throws FrameEncodeError on a bad code or reason
     this._state = 'CLOSE_SENT';
     this.closeCode = code;
@@ -406,6 +417,12 @@ export class WebSocketConnection implements Connection {
   // ------------------------------------------------------------------------------------ internals
 
   private parse(bytes: Buffer, offset: number): void {
+    // A failed session reads nothing more (§7.1.7): its close frame may still be waiting to be flushed, and the
+    // application must not get messages after its onError; a closed one has nothing to deliver to.
+    if (this._state === 'FAILED' || this._state === 'CLOSED') {
+      this.heldInput = undefined;
+      return;
+    }
     this.readBuffer = bytes;
     let consumed: number;
     try {
@@ -484,6 +501,12 @@ export class WebSocketConnection implements Connection {
    */
   private fail(error: ProtocolError | WebSocketSessionError, reason?: string): void {
     if (this._state === 'CLOSED' || this._state === 'FAILED') return;
+    if (this._state === 'CLOSE_RECEIVED' || this._state === 'COMPLETE') {
+      // The peer's close frame was received: the close code is its code (§7.1.5) and the handshake is ending on
+      // its own (the echo is on its way). A late failure (an async handler rejecting) is only reported.
+      this.emitError(error);
+      return;
+    }
     const code = error.closeCode ?? CloseStatus.INTERNAL_ERROR;
     const wasOpen = this._state === 'OPEN';
     this._state = 'FAILED';
@@ -494,6 +517,9 @@ export class WebSocketConnection implements Connection {
     this.emitError(error);
     if (wasOpen && this.endPoint.isOpen) this.endPoint.write(this.generator.encodeClose(code, this.closeReason));
     if (this.endPoint.isOpen) this.endPoint.closeAfterFlush(error);
+    // A peer that does not read would hold the flush (and the endpoint) until the idle timeout, forever without
+    // one: the close timer bounds it (the timer closes with this error, reported once).
+    if (this.endPoint.isOpen) this.startCloseTimer();
   }
 
   /** An application callback threw or rejected: 1011 (RFC 6455 §7.4.1, "unexpected condition"). */
@@ -551,7 +577,17 @@ export class WebSocketConnection implements Connection {
       this.closeTimer?.cancel();
       this.closeTimer = undefined;
       if (this._state === 'CLOSED') return;
-      const error = new WebSocketSessionError('WS_CLOSE_TIMEOUT', `no close from the peer within ${this.settings.closeTimeoutMs} ms`);
+      if (this._state === 'FAILED') {
+        // Already reported by fail(): only the TCP close is late (the peer does not read our close frame).
+        this.endPoint.close(this.reportedError);
+        return;
+      }
+      const error = new WebSocketSessionError(
+        'WS_CLOSE_TIMEOUT',
+        this._state === 'CLOSE_SENT'
+          ? `no close from the peer within ${this.settings.closeTimeoutMs} ms`
+          : `the close handshake did not finish within ${this.settings.closeTimeoutMs} ms (the peer is not reading)`,
+      );
       this.reportedError = error;
       this.emitError(error);
       this.endPoint.close(error);

@@ -2,6 +2,7 @@ import type { WriteCallback } from '../io/WriteFlusher.js';
 import { CloseStatus } from './CloseStatus.js';
 import { OpCode } from './OpCode.js';
 import type { WebSocketConnection } from './WebSocketConnection.js';
+import { WebSocketSessionError } from './errors.js';
 
 /** `readyState` values, as in the browser's WebSocket and `ws`. */
 export const ReadyState = Object.freeze({ CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const);
@@ -132,7 +133,13 @@ function settle(start: (callback: WriteCallback) => boolean): Promise<void> {
       // The callback may run before `new Promise` returns (a refused send): mark it handled afterwards then.
       if (promise === undefined) failed = true;
       else promise.catch(handled);
-      reject(error);
+      // A frame already handed to the endpoint fails with the endpoint's error (EndPointClosedError) when the
+      // connection ends: the Promise keeps its documented type, with the endpoint's error as the cause.
+      reject(
+        error instanceof WebSocketSessionError
+          ? error
+          : new WebSocketSessionError('WS_SESSION_CLOSED', `the WebSocket session closed before the data was sent: ${error.message}`, undefined, { cause: error }),
+      );
     });
   });
   if (failed) promise.catch(handled);
