@@ -487,3 +487,11 @@ t.test('the handler checks its options', async (t) => {
   t.throws(() => wsHandler({ overflow: 'drop' as 'reject' }), TypeError);
   t.throws(() => wsHandler({ pingIntervalMs: -1 }), RangeError);
 });
+
+t.test('invalid frame limits are refused when the handler is made, not at the first upgrade', async (t) => {
+  const accept = () => ({});
+  t.throws(() => new WebSocketUpgradeHandler({ accept, maxFrameBytes: -1 }), RangeError);
+  t.throws(() => new WebSocketUpgradeHandler({ accept, maxMessageBytes: 1.5 }), RangeError);
+  t.throws(() => new WebSocketUpgradeHandler({ accept, maxFragments: 0 }), RangeError);
+  t.doesNotThrow(() => new WebSocketUpgradeHandler({ accept, maxFrameBytes: 1024, maxMessageBytes: Infinity, maxFragments: 8 }));
+});

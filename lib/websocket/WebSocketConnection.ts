@@ -45,6 +45,8 @@ export interface WebSocketSettings {
 
 /** Applies the defaults of {@link WebSocketSessionOptions} and checks the values (RangeError, TypeError). */
 export function resolveSettings(options: WebSocketSessionOptions = {}): WebSocketSettings {
+  // The frame limits are checked by the parser's own rules, now rather than at the first upgrade.
+  new FrameParser(NO_FRAMES, { role: 'server', maxFrameBytes: options.maxFrameBytes, maxMessageBytes: options.maxMessageBytes, maxFragments: options.maxFragments });
   const overflow = options.overflow ?? 'reject';
   if (overflow !== 'reject' && overflow !== 'close') {
     throw new TypeError(`overflow must be 'reject' or 'close', not ${String(options.overflow)}`);
@@ -122,7 +124,8 @@ export class WebSocketConnection implements Connection {
   private readonly settings: WebSocketSettings;
   private _state: WebSocketConnectionState = 'OPEN';
   /** Data frames waiting for the endpoint to become writable. */
-  private queue: QueuedFrame[] = [];
+  /** The shared empty NO_QUEUE until data must wait: an idle session carries no array of its own. */
+  private queue: QueuedFrame[] = NO_QUEUE;
   private queuedBytes = 0;
   /** Our close frame waits behind queued data (a graceful close sends what was queued first). */
   private closeFrameQueued: Buffer[] | undefined;
@@ -221,7 +224,7 @@ export class WebSocketConnection implements Connection {
 
   onShutdown(): void {
     // SelectorManager.stop(): a server going away (RFC 6455 §7.4.1, 1001); the handshake then ends the endpoint.
-    this.close(CloseStatus.GOING_AWAY, 'server stopping');
+    this.close(CloseStatus.GOING_AWAY, this.role === 'server' ? 'server stopping' : 'client stopping');
   }
 
   onInputShutdown(): void {
@@ -362,6 +365,7 @@ export class WebSocketConnection implements Connection {
     if (this.queue.length === 0 && this.endPoint.isWritable) {
       this.endPoint.write(frames, callback);
     } else {
+      if (this.queue === NO_QUEUE) this.queue = [];
       this.queue.push({ frames, bytes, callback });
       this.queuedBytes += bytes;
     }
@@ -548,8 +552,11 @@ export class WebSocketConnection implements Connection {
       this.queuedBytes -= item.bytes;
       this.endPoint.write(item.frames, item.callback);
     }
-    if (i !== 0) queue.splice(0, i);
-    if (queue.length === 0 && this.closeFrameQueued !== undefined) {
+    if (i !== 0) {
+      if (i === queue.length) this.queue = NO_QUEUE; // drained: the array's memory goes
+      else queue.splice(0, i);
+    }
+    if (this.queue.length === 0 && this.closeFrameQueued !== undefined) {
       const frames = this.closeFrameQueued;
       this.closeFrameQueued = undefined;
       this.writeClose(frames);
@@ -559,7 +566,7 @@ export class WebSocketConnection implements Connection {
   private failQueue(error: Error): void {
     const queue = this.queue;
     if (queue.length === 0) return;
-    this.queue = [];
+    this.queue = NO_QUEUE;
     this.queuedBytes = 0;
     for (const item of queue) {
       if (item.callback === undefined) continue;
@@ -611,3 +618,9 @@ function truncateReason(message: string): string {
 /** Generators are stateless (client mask keys come from a shared CSPRNG pool): one per role serves every session. */
 const SERVER_GENERATOR = new FrameGenerator({ role: 'server' });
 const CLIENT_GENERATOR = new FrameGenerator({ role: 'client' });
+
+/** The data queue of every session that has nothing waiting (never pushed to: replaced on first use). */
+const NO_QUEUE: QueuedFrame[] = [];
+
+/** A listener for the parser that validates limits in resolveSettings (it never parses). */
+const NO_FRAMES: FrameParserListener = { onMessage: () => {}, onPing: () => {}, onPong: () => {}, onClose: () => {} };
