@@ -1,0 +1,250 @@
+/** quay-load's command line: the options of a run, their defaults and checks, and --help. */
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+
+export type WorkloadName = 'echo' | 'fanout' | 'idle' | 'http' | 'selftest';
+export const WORKLOADS: readonly WorkloadName[] = ['echo', 'fanout', 'idle', 'http', 'selftest'];
+
+/**
+ * The process's open-file limit here is 20,000 (hard): the generator keeps a margin for its own descriptors.
+ * More connections need several processes (with different --source-addresses).
+ */
+export const MAX_CONNECTIONS = 19_000;
+
+/** A run's settings; {@link parseOptions} fills the defaults. */
+export interface LoadOptions {
+  workload: WorkloadName;
+  /** ws://host:port/path (echo, fanout, idle) or http://host:port/path (http); unused by selftest. */
+  url: string;
+  /** Connections (echo, http, idle; selftest). */
+  connections: number;
+  /** Messages in flight per connection (echo), or broadcasts in flight (fanout). */
+  inflight: number;
+  /** Payload bytes of each message (echo, fanout: at least 12, the sequence number). */
+  size: number;
+  /** Binary messages instead of text. */
+  binary: boolean;
+  /** The measured window (echo, fanout, http); how long the connections stay open (idle). */
+  durationSec: number;
+  /** Run before the measured window, not counted (echo, fanout, http). */
+  warmupSec: number;
+  /** Receiving connections (fanout). */
+  receivers: number;
+  /** Sampling interval of the rate timeline. */
+  rateIntervalMs: number;
+  /** The target's process id: its memory per connection (idle). */
+  pid: number | undefined;
+  /** Local addresses to connect from, round robin (to pass the ephemeral port limit of one address). */
+  sourceAddresses: string[];
+  /** Requests in flight per connection (http). */
+  pipelining: number;
+  /** Connect + handshake timeout, and the time without an answer after which in-flight work counts as lost. */
+  timeoutSec: number;
+  /** Connections being opened at once. */
+  openConcurrency: number;
+  /** A URL answering JSON with `heapUsed` (process.memoryUsage()), for the target's heap per connection (idle). */
+  heapUrl: string | undefined;
+  /** selftest: run the raw echo server on a worker thread (own core) or on the main thread (shared). */
+  serverThread: 'worker' | 'main';
+  json: boolean;
+  /** Write a plot: .svg or .html. */
+  plot: string | undefined;
+  /** No live progress line even on a TTY. */
+  quiet: boolean;
+}
+
+/** A bad command line: the CLI prints the message and exits with status 2. */
+export class OptionsError extends Error {
+  readonly code = 'LOAD_BAD_OPTION';
+  constructor(message: string) {
+    super(message);
+    this.name = 'OptionsError';
+  }
+}
+
+export const HELP = `quay-load: a WebSocket and HTTP load generator
+
+Usage:
+  quay-load <workload> --url URL [options]
+
+Workloads:
+  echo      C connections, each keeping D messages of S bytes in flight: every echo received sends the next.
+            count = messages echoed; latency = send to echo.
+  fanout    1 sender and R receivers on a broadcast URL (every message sent goes to every connection); the
+            sender keeps D messages in flight; a delivery counts when EVERY receiver has the message (they
+            are numbered in the payload). count = deliveries; latency = send to the last receiver.
+  idle      Opens N connections (from several source addresses if given), holds them --duration seconds,
+            closes them. Reports the time to open and to close them; with --pid, the target's memory per
+            connection. count = connections opened; latency = connect to handshake done.
+  http      C keep-alive connections sending GET requests, P in flight each (--pipelining).
+            count = responses; latency = request to response.
+  selftest  Starts a raw node:net WebSocket echo (no quay) in this process and runs echo against it:
+            the generator's own ceiling on this machine. Defaults: -c 100 --inflight 10 --size 64.
+
+Options:
+  --url URL                 ws://host:port/path (echo, fanout, idle) or http://host:port/path (http)
+  -c, --connections N       connections (echo, http: 50; idle: 1000; selftest: 100). At most ${MAX_CONNECTIONS}
+                            per process (the open-file limit): spread more over several processes.
+  --inflight D              messages in flight per connection (echo; default 1, selftest 10) or
+                            broadcasts in flight (fanout; default 1)
+  --size S                  payload bytes per message (default 64; fanout at least 12)
+  --binary                  binary messages (default text)
+  -d, --duration SEC        measured seconds (default 10; idle: seconds to hold the connections, 1)
+  -w, --warmup SEC          seconds run before measuring, not counted (default 2; idle: none)
+  --receivers R             fanout receivers (default 100)
+  --rate-interval MS        sampling interval of the rate timeline (default 1000)
+  --pid PID                 idle: the target's PID, for its RSS per connection (/proc/PID/status)
+  --heap-url URL            idle: a URL answering JSON with "heapUsed" (e.g. process.memoryUsage() after
+                            gc()), for the target's heap per connection; omitted otherwise
+  --source-addresses LIST   comma-separated local addresses to connect from, round robin
+                            (e.g. 127.0.0.1,127.0.0.2): each has its own ephemeral ports
+  -p, --pipelining P        http: requests in flight per connection (default 1)
+  --timeout SEC             connect + handshake timeout; work unanswered this long counts as a timeout
+                            error (default 10)
+  --open-concurrency K      connections opened at once (default 256)
+  --server-thread T         selftest: the echo server runs on a 'worker' thread (default) or on the 'main'
+                            thread, sharing the generator's core
+  --json                    print one JSON object on stdout instead of the summary
+  --plot FILE               write the latency distribution and the rate over time: FILE.svg or FILE.html
+  -q, --quiet               no live progress line (there is none when stderr is not a TTY)
+  -h, --help                this help
+
+Errors (refused, handshake, closed, protocol, timeout, http) are counted and reported, never fatal.
+Ctrl-C stops the run and prints what was measured so far. Exit status: 0 when the run completed,
+2 for bad options, 130 after Ctrl-C.
+
+JSON: { workload, url, connections, durationSec, count, rate, bytes, errors: { kind: n },
+        latencyMs: { p50, p90, p99, p999, max, mean }, timeline: [[tSec, rate], ...], ...workload extras }
+`;
+
+const SPEC = {
+  url: { type: 'string' },
+  connections: { type: 'string', short: 'c' },
+  inflight: { type: 'string' },
+  size: { type: 'string' },
+  binary: { type: 'boolean' },
+  duration: { type: 'string', short: 'd' },
+  warmup: { type: 'string', short: 'w' },
+  receivers: { type: 'string' },
+  'rate-interval': { type: 'string' },
+  pid: { type: 'string' },
+  'heap-url': { type: 'string' },
+  'source-addresses': { type: 'string' },
+  pipelining: { type: 'string', short: 'p' },
+  timeout: { type: 'string' },
+  'open-concurrency': { type: 'string' },
+  'server-thread': { type: 'string' },
+  json: { type: 'boolean' },
+  plot: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * Parses the arguments after `node cli.js`. Returns 'help' for -h/--help.
+ * @throws OptionsError for anything the run could not honour.
+ */
+export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: SPEC, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new OptionsError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return 'help';
+  if (positionals.length !== 1) {
+    throw new OptionsError(positionals.length === 0 ? 'no workload given (echo, fanout, idle, http, selftest)' : `one workload expected, got ${positionals.join(' ')}`);
+  }
+  const workload = positionals[0] as WorkloadName;
+  if (!WORKLOADS.includes(workload)) throw new OptionsError(`unknown workload ${JSON.stringify(workload)}: echo, fanout, idle, http or selftest`);
+
+  const selftest = workload === 'selftest';
+  const idle = workload === 'idle';
+  const url = values.url ?? '';
+  if (!selftest) checkUrl(workload, url);
+
+  const options: LoadOptions = {
+    workload,
+    url,
+    connections: integer('--connections', values.connections, selftest ? 100 : idle ? 1000 : 50, 1, MAX_CONNECTIONS),
+    inflight: integer('--inflight', values.inflight, selftest ? 10 : 1, 1, 65_536),
+    size: integer('--size', values.size, 64, workload === 'fanout' ? 12 : 0, 64 * 1024 * 1024),
+    binary: values.binary === true,
+    durationSec: seconds('--duration', values.duration, idle ? 1 : selftest ? 5 : 10, false),
+    warmupSec: idle ? 0 : seconds('--warmup', values.warmup, selftest ? 1 : 2, true),
+    receivers: integer('--receivers', values.receivers, 100, 1, MAX_CONNECTIONS - 1),
+    rateIntervalMs: integer('--rate-interval', values['rate-interval'], 1000, 10, 3_600_000),
+    pid: values.pid === undefined ? undefined : integer('--pid', values.pid, 0, 1, 2 ** 31),
+    sourceAddresses: addresses(values['source-addresses']),
+    pipelining: integer('--pipelining', values.pipelining, 1, 1, 1024),
+    timeoutSec: seconds('--timeout', values.timeout, 10, false),
+    openConcurrency: integer('--open-concurrency', values['open-concurrency'], 256, 1, MAX_CONNECTIONS),
+    heapUrl: values['heap-url'],
+    serverThread: serverThread(values['server-thread']),
+    json: values.json === true,
+    plot: values.plot,
+    quiet: values.quiet === true,
+  };
+  if (options.heapUrl !== undefined && !/^http:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// URL');
+  if (options.plot !== undefined && !/\.(svg|html?)$/i.test(options.plot)) throw new OptionsError('--plot FILE must end in .svg or .html');
+  return options;
+}
+
+function checkUrl(workload: WorkloadName, url: string): void {
+  if (url === '') throw new OptionsError(`${workload} needs --url`);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new OptionsError(`--url ${JSON.stringify(url)} is not a URL`);
+  }
+  const wanted = workload === 'http' ? 'http:' : 'ws:';
+  if (parsed.protocol === 'wss:' || parsed.protocol === 'https:') throw new OptionsError('TLS (wss://, https://) is not supported');
+  if (parsed.protocol !== wanted) throw new OptionsError(`${workload} needs a ${wanted}// URL, not ${parsed.protocol}//`);
+}
+
+function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isInteger(value)) throw new OptionsError(`${name} must be an integer, not ${JSON.stringify(text)}`);
+  if (value < min || value > max) {
+    const hint = name === '--connections' || name === '--receivers' ? ` (the open-file limit: spread more connections over several processes)` : '';
+    throw new OptionsError(`${name} must be between ${min} and ${max}, not ${value}${value > max ? hint : ''}`);
+  }
+  return value;
+}
+
+function seconds(name: string, text: string | undefined, fallback: number, zeroAllowed: boolean): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0) || value > 86_400) {
+    throw new OptionsError(`${name} must be a number of seconds${zeroAllowed ? '' : ' above 0'}, not ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+function addresses(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const a of list) if (isIP(a) === 0) throw new OptionsError(`--source-addresses: ${JSON.stringify(a)} is not an IP address`);
+  return list;
+}
+
+function serverThread(text: string | undefined): 'worker' | 'main' {
+  if (text === undefined || text === 'worker') return 'worker';
+  if (text === 'main') return 'main';
+  throw new OptionsError(`--server-thread must be worker or main, not ${JSON.stringify(text)}`);
+}
+
+/** The connections a run opens (fanout: the receivers and the sender): what the open-file limit bounds. */
+export function connectionsOf(options: LoadOptions): number {
+  return options.workload === 'fanout' ? options.receivers + 1 : options.connections;
+}
+
+/** Options for a library caller: the CLI's defaults, overridden. */
+export function defaultOptions(workload: WorkloadName, url: string, overrides: Partial<LoadOptions> = {}): LoadOptions {
+  const base = parseOptions(workload === 'selftest' ? [workload] : [workload, '--url', url]);
+  if (base === 'help') throw new Error('unreachable');
+  return { ...base, ...overrides };
+}

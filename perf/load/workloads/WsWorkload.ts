@@ -1,0 +1,130 @@
+import type { DataOpCode } from '../../../lib/index.js';
+import type { ErrorKind, Measurement } from '../Measurement.js';
+import type { LoadOptions } from '../options.js';
+import { sleep } from '../sleep.js';
+import type { Target } from '../target.js';
+import { WsLoadClient } from '../WsLoadClient.js';
+import type { WsLoadHandler } from '../WsLoadClient.js';
+
+/**
+ * What every WebSocket workload does around its own traffic: open N connections with at most
+ * `openConcurrency` handshakes at a time (a burst of thousands of SYNs overflows the server's accept backlog and
+ * measures SYN retries), from the source addresses round robin; count the errors by kind; close them all with
+ * the closing handshake at the end. Subclasses implement the message hooks.
+ */
+export abstract class WsWorkload implements WsLoadHandler {
+  protected readonly clients: WsLoadClient[] = [];
+  /** Connections whose handshake completed, and whose connect or handshake failed. */
+  protected openedCount = 0;
+  protected failedOpens = 0;
+  /** Connections ended (for any reason) since closeAll() began. */
+  protected closedCount = 0;
+  /** closeAll() began: ends are expected, not errors. */
+  protected closing = false;
+  private ended = 0;
+  private launched = 0;
+  private opening = 0;
+  private wanted = 0;
+  private openDone: (() => void) | undefined;
+  private allEnded: (() => void) | undefined;
+
+  constructor(
+    protected readonly options: LoadOptions,
+    protected readonly target: Target,
+    protected readonly m: Measurement,
+  ) {}
+
+  abstract onMessage(client: WsLoadClient, opcode: DataOpCode, data: Buffer): void;
+  abstract onReadComplete(client: WsLoadClient): void;
+
+  /** A connection completed its handshake. */
+  protected opened(_client: WsLoadClient): void {}
+
+  /** An open connection ended before closeAll() (the error, if any, is already counted). */
+  protected lost(_client: WsLoadClient): void {}
+
+  /** Opens `n` connections; resolves when each is open or failed, or at once when `signal` aborts. */
+  protected openAll(n: number, signal?: AbortSignal): Promise<void> {
+    this.wanted = n;
+    return new Promise<void>((resolve) => {
+      const finish = (): void => {
+        signal?.removeEventListener('abort', finish);
+        this.openDone = undefined;
+        resolve();
+      };
+      this.openDone = finish;
+      signal?.addEventListener('abort', finish, { once: true });
+      if (signal?.aborted === true) return finish();
+      this.launch();
+      this.checkOpened();
+    });
+  }
+
+  /**
+   * Closes every connection (RFC 6455 §7.1.2 closing handshake); those still open after `graceMs` are
+   * destroyed. Resolves when every socket is closed.
+   */
+  protected async closeAll(graceMs: number): Promise<void> {
+    this.closing = true;
+    this.wanted = this.launched; // no more opening
+    if (this.ended === this.clients.length) return;
+    const all = new Promise<void>((resolve) => (this.allEnded = resolve));
+    for (const client of this.clients) client.close();
+    const grace = new AbortController();
+    await Promise.race([all, sleep(graceMs, grace.signal)]);
+    grace.abort();
+    for (const client of this.clients) if (client.state !== 'CLOSED') client.destroy();
+    await all;
+  }
+
+  onOpen(client: WsLoadClient): void {
+    this.opening--;
+    this.openedCount++;
+    if (this.closing) {
+      client.close();
+      return;
+    }
+    this.opened(client);
+    this.launch();
+    this.checkOpened();
+  }
+
+  onEnd(client: WsLoadClient, kind: ErrorKind | undefined, message: string): void {
+    this.ended++;
+    if (this.closing) this.closedCount++;
+    else if (kind !== undefined) this.m.error(kind, message);
+    if (client.openedAt === 0) {
+      this.opening--;
+      this.failedOpens++;
+      if (!this.closing) this.launch();
+      this.checkOpened();
+    } else if (!this.closing) {
+      this.lost(client);
+    }
+    if (this.ended === this.clients.length) this.allEnded?.();
+  }
+
+  /** Starts handshakes up to the concurrency limit. */
+  private launch(): void {
+    const addresses = this.options.sourceAddresses;
+    while (this.launched < this.wanted && this.opening < this.options.openConcurrency) {
+      const i = this.launched++;
+      const client = new WsLoadClient(i, this.target, this, {
+        localAddress: addresses.length === 0 ? undefined : addresses[i % addresses.length],
+        timeoutMs: this.options.timeoutSec * 1000,
+      });
+      this.clients.push(client);
+      this.opening++;
+      client.connect();
+    }
+  }
+
+  private checkOpened(): void {
+    if (this.openDone !== undefined && this.launched === this.wanted && this.opening === 0) this.openDone();
+  }
+
+  /** The open connections. */
+  protected *openClients(): IterableIterator<WsLoadClient> {
+    for (const c of this.clients) if (c.state === 'OPEN') yield c;
+  }
+}
