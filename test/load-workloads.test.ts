@@ -207,6 +207,26 @@ t.test('selftest: the raw echo on a worker thread and on the main thread', async
   }
 });
 
+t.test('http: a connection the server closes after a response is reopened', async (t) => {
+  // One response per connection, announced (Connection: close) or delimited by the close (RFC 9112 §6.3 rule 8).
+  for (const [name, response] of [
+    ['Connection: close', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'],
+    ['body until close', 'HTTP/1.1 200 OK\r\n\r\nbody until close'],
+  ] as const) {
+    const closer = createNetServer((socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.once('data', () => socket.end(response));
+    });
+    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(closer.address() as AddressInfo).port}/`;
+    const { report } = await runLoad(opts('http', url, { connections: 3, pipelining: 1, durationSec: 0.2, warmupSec: 0 }));
+    t.same(report.errors, NO_ERRORS, `${name}: not an error`);
+    t.ok(report.received! > 3, `${name}: more responses than connections: they were reopened`);
+    t.equal(report.sent, report.received, `${name}: every request answered`);
+    closer.close();
+  }
+});
+
 t.test('fanout payloads carry their sequence number', async (t) => {
   t.equal(readSequence(Buffer.from('000000001234xyz')), 1234);
   t.equal(readSequence(Buffer.from('00000000123')), -1, 'too short');

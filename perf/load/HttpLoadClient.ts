@@ -3,16 +3,16 @@
  * requests, reads go into one buffer shared by every connection (Node's `onread`), and a minimal scanner finds
  * the end of each response (status line, Content-Length or chunked).
  */
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { HttpResponseScanner, HttpScanError } from './HttpResponseScanner.js';
 import type { HttpResponseListener } from './HttpResponseScanner.js';
+import { LoadClient, SHARED_READ_BUFFER } from './LoadClient.js';
+import type { LoadClientOptions, LoadClientState } from './LoadClient.js';
 import type { ErrorKind } from './Measurement.js';
 import type { Target } from './target.js';
 
-/** CONNECTING -> OPEN -> CLOSING (we or the server are closing) -> CLOSED (onEnd was called). */
-export type HttpLoadClientState = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED';
+/** CONNECTING -> OPEN -> CLOSING (we or the server are closing) -> CLOSED (onEnd was called); no handshake. */
+export type HttpLoadClientState = Exclude<LoadClientState, 'HANDSHAKE'>;
 
 export interface HttpLoadHandler {
   onOpen(client: HttpLoadClient): void;
@@ -24,81 +24,26 @@ export interface HttpLoadHandler {
   onEnd(client: HttpLoadClient, kind: ErrorKind | undefined, message: string): void;
 }
 
-/** Shared by every connection: the bytes are scanned synchronously in the read callback, never kept. */
-const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-export class HttpLoadClient implements HttpResponseListener {
-  private _state: HttpLoadClientState = 'CONNECTING';
-  readAt = 0;
-  connectAt = 0;
-  openedAt = 0;
+export class HttpLoadClient extends LoadClient implements HttpResponseListener {
   /** Responses completed on this connection. */
   responses = 0;
-  private socket: Socket | undefined;
   private readonly scanner = new HttpResponseScanner(this);
-  private endKind: ErrorKind | undefined;
-  private endMessage = '';
-  private closingByUs = false;
   /** The server said it will close (Connection: close): its close is not an error. */
   private closeAnnounced = false;
 
   constructor(
     /** The workload's slot of this connection. */
-    readonly index: number,
-    private readonly target: Target,
+    index: number,
+    target: Target,
     private readonly handler: HttpLoadHandler,
-    private readonly options: { localAddress?: string | undefined; timeoutMs: number },
-  ) {}
-
-  get state(): HttpLoadClientState {
-    return this._state;
+    options: LoadClientOptions,
+  ) {
+    super(index, target, options);
   }
 
-  connect(): void {
-    if (this.socket !== undefined) throw new Error('connect() called twice');
-    this.connectAt = performance.now();
-    const socket = connect({
-      host: this.target.host,
-      port: this.target.port,
-      localAddress: this.options.localAddress,
-      noDelay: true,
-      onread: { buffer: SHARED_READ_BUFFER, callback: (n: number) => this.onRead(n) },
-    });
-    this.socket = socket;
-    socket.setTimeout(this.options.timeoutMs);
-    socket.on('connect', () => {
-      if (this._state !== 'CONNECTING') return;
-      this._state = 'OPEN';
-      socket.setTimeout(0);
-      this.openedAt = performance.now();
-      this.handler.onOpen(this);
-    });
-    socket.on('timeout', () => this.fail('timeout', `no connection within ${this.options.timeoutMs} ms`));
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      const code = error.code ?? error.message;
-      if (this._state === 'CONNECTING') this.fail('refused', `connect to ${this.target.host}:${this.target.port}: ${code}`);
-      else this.fail('closed', `connection error: ${code}`);
-    });
-    socket.on('close', () => this.onClose());
-  }
-
-  write(bytes: Buffer): void {
-    if (this._state === 'OPEN') this.socket!.write(bytes);
-  }
-
-  destroy(): void {
-    this.closingByUs = true;
-    if (this._state !== 'CLOSED') this._state = 'CLOSING';
-    this.socket?.destroy();
-  }
-
-  fail(kind: ErrorKind, message: string): void {
-    if (this.endKind === undefined && !this.closingByUs) {
-      this.endKind = kind;
-      this.endMessage = message;
-    }
-    if (this._state !== 'CLOSED') this._state = 'CLOSING';
-    this.socket?.destroy();
+  /** HTTP has no opening handshake: never HANDSHAKE. */
+  override get state(): HttpLoadClientState {
+    return this._state as HttpLoadClientState;
   }
 
   /** @internal HttpResponseListener */
@@ -108,8 +53,11 @@ export class HttpLoadClient implements HttpResponseListener {
     this.handler.onResponse(this, status, keepAlive);
   }
 
-  /** Returns true: keep reading (false would pause the socket). */
-  private onRead(n: number): boolean {
+  protected onConnect(): void {
+    this.open(performance.now());
+  }
+
+  protected onRead(n: number): boolean {
     if (this._state !== 'OPEN') return true;
     this.readAt = performance.now();
     try {
@@ -123,23 +71,25 @@ export class HttpLoadClient implements HttpResponseListener {
     return true;
   }
 
-  private onClose(): void {
-    if (this._state === 'CLOSED') return;
-    const was = this._state;
-    this._state = 'CLOSED';
-    if (this.endKind === undefined && !this.closingByUs) {
-      // A body delimited by the close (RFC 9112 §6.3 rule 8) ends here.
-      if (this.scanner.untilClose) {
-        this.readAt = performance.now();
-        this.scanner.end();
-      } else if (was === 'CONNECTING') {
-        this.endKind = 'refused';
-        this.endMessage = 'the connection closed before it was established';
-      } else if (!this.closeAnnounced || this.scanner.busy) {
-        this.endKind = 'closed';
-        this.endMessage = this.scanner.busy ? 'the server closed the connection in the middle of a response' : 'the server closed a keep-alive connection';
-      }
+  protected onUnexpectedClose(was: LoadClientState): void {
+    // A body delimited by the close (RFC 9112 §6.3 rule 8) ends here.
+    if (this.scanner.untilClose) {
+      this.readAt = performance.now();
+      this.scanner.end();
+    } else if (was === 'CONNECTING') {
+      this.endKind = 'refused';
+      this.endMessage = 'the connection closed before it was established';
+    } else if (!this.closeAnnounced || this.scanner.busy) {
+      this.endKind = 'closed';
+      this.endMessage = this.scanner.busy ? 'the server closed the connection in the middle of a response' : 'the server closed a keep-alive connection';
     }
-    this.handler.onEnd(this, this.endKind, this.endMessage);
+  }
+
+  protected notifyOpen(): void {
+    this.handler.onOpen(this);
+  }
+
+  protected notifyEnd(kind: ErrorKind | undefined, message: string): void {
+    this.handler.onEnd(this, kind, message);
   }
 }

@@ -6,11 +6,11 @@
  * handler object shared by all connections (no closure per message).
  */
 import { randomFillSync } from 'node:crypto';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { FrameGenerator, FrameParser, ProtocolError, acceptKey } from '../../lib/index.js';
 import type { DataOpCode, FrameParserListener } from '../../lib/index.js';
+import { LoadClient, SHARED_READ_BUFFER } from './LoadClient.js';
+import type { LoadClientOptions, LoadClientState } from './LoadClient.js';
 import type { ErrorKind } from './Measurement.js';
 import type { Target } from './target.js';
 
@@ -18,7 +18,7 @@ import type { Target } from './target.js';
  * CONNECTING (TCP) -> HANDSHAKE (request sent, reading the 101) -> OPEN -> CLOSING (a close frame sent or
  * received, or the socket being destroyed) -> CLOSED (the socket closed; the handler's onEnd was called).
  */
-export type WsLoadClientState = 'CONNECTING' | 'HANDSHAKE' | 'OPEN' | 'CLOSING' | 'CLOSED';
+export type WsLoadClientState = LoadClientState;
 
 /** What a workload implements; one object serves all its connections (they carry an `index`). */
 export interface WsLoadHandler {
@@ -34,12 +34,7 @@ export interface WsLoadHandler {
   onEnd(client: WsLoadClient, kind: ErrorKind | undefined, message: string): void;
 }
 
-export interface WsLoadClientOptions {
-  /** Local address to connect from. */
-  localAddress?: string | undefined;
-  /** Connect + handshake timeout. */
-  timeoutMs: number;
-}
+export type WsLoadClientOptions = LoadClientOptions;
 
 /** Client frames are masked (RFC 6455 §5.3); the generator's mask keys come from a shared CSPRNG pool. */
 export const CLIENT_FRAMES = new FrameGenerator({ role: 'client' });
@@ -49,13 +44,6 @@ const CLOSE_FRAME = CLIENT_FRAMES.encodeClose(1000)[0]!;
 
 /** A server that sends an endless head is not a WebSocket server. */
 const MAX_HEAD_BYTES = 16 * 1024;
-
-/**
- * Reads of every connection land here (Node's `onread`): no Buffer per read. Safe to share because the bytes
- * are consumed synchronously in the read callback: the FrameParser copies what must outlive it (a split frame,
- * the fragments of a message), and handlers get views valid during the call only.
- */
-const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
@@ -73,63 +61,20 @@ function nextKey(): string {
   return KEY_POOL.toString('base64', keyPoolAt - 16, keyPoolAt);
 }
 
-export class WsLoadClient implements FrameParserListener {
-  /** The workload's index of this connection (into its per-connection arrays). */
-  readonly index: number;
-  private _state: WsLoadClientState = 'CONNECTING';
-  /** performance.now() at the start of the current read: the receive time of its messages. */
-  readAt = 0;
-  /** performance.now() when connect() was called and when the handshake completed. */
-  connectAt = 0;
-  openedAt = 0;
-  private socket: Socket | undefined;
+export class WsLoadClient extends LoadClient implements FrameParserListener {
+  // The FrameParser copies what must outlive a read of the shared buffer (a split frame, a message's fragments).
   private readonly parser: FrameParser;
   private key = '';
   private head: Buffer | undefined;
-  private endKind: ErrorKind | undefined;
-  private endMessage = '';
-  /** close()/destroy() were called: what follows is not an error. */
-  private closingByUs = false;
 
   constructor(
     index: number,
-    private readonly target: Target,
+    target: Target,
     private readonly handler: WsLoadHandler,
-    private readonly options: WsLoadClientOptions,
+    options: WsLoadClientOptions,
   ) {
-    this.index = index;
+    super(index, target, options);
     this.parser = new FrameParser(this, { role: 'client' });
-  }
-
-  get state(): WsLoadClientState {
-    return this._state;
-  }
-
-  /** Opens the TCP connection and sends the opening handshake (RFC 6455 §4.1). Call once. */
-  connect(): void {
-    if (this.socket !== undefined) throw new Error('connect() called twice');
-    this.connectAt = performance.now();
-    this.key = nextKey();
-    const socket = connect({
-      host: this.target.host,
-      port: this.target.port,
-      localAddress: this.options.localAddress,
-      noDelay: true,
-      onread: { buffer: SHARED_READ_BUFFER, callback: (n: number) => this.onRead(n) },
-    });
-    this.socket = socket;
-    socket.setTimeout(this.options.timeoutMs);
-    socket.on('connect', () => this.onConnect());
-    socket.on('timeout', () =>
-      this.fail('timeout', `no ${this._state === 'CONNECTING' ? 'connection' : 'handshake'} within ${this.options.timeoutMs} ms`),
-    );
-    socket.on('error', (error: NodeJS.ErrnoException) => this.onSocketError(error));
-    socket.on('close', () => this.onSocketClose());
-  }
-
-  /** Writes pre-encoded frame bytes (ignored unless OPEN: nothing may follow our close frame, §5.5.1). */
-  write(bytes: Buffer): void {
-    if (this._state === 'OPEN') this.socket!.write(bytes);
   }
 
   cork(): void {
@@ -154,28 +99,12 @@ export class WsLoadClient implements FrameParserListener {
     }
   }
 
-  /** Drops the connection at once, without an error. */
-  destroy(): void {
-    this.closingByUs = true;
-    if (this._state !== 'CLOSED') this._state = 'CLOSING';
-    this.socket?.destroy();
-  }
-
-  /** Ends the connection with an error of `kind` (the first cause is the one reported). */
-  fail(kind: ErrorKind, message: string): void {
-    if (this.endKind === undefined && !this.closingByUs) {
-      this.endKind = kind;
-      this.endMessage = message;
-    }
-    if (this._state !== 'CLOSED') this._state = 'CLOSING';
-    this.socket?.destroy();
-  }
-
   // ------------------------------------------------------------------------------------------------ socket
 
-  private onConnect(): void {
-    if (this._state !== 'CONNECTING') return;
+  /** TCP is up: sends the opening handshake (RFC 6455 §4.1). */
+  protected onConnect(): void {
     this._state = 'HANDSHAKE';
+    this.key = nextKey();
     const t = this.target;
     // §4.1: GET, HTTP/1.1, Host, Upgrade: websocket, Connection: Upgrade, the key, version 13.
     this.socket!.write(
@@ -185,8 +114,7 @@ export class WsLoadClient implements FrameParserListener {
     );
   }
 
-  /** Returns true: keep reading (false would pause the socket). */
-  private onRead(n: number): boolean {
+  protected onRead(n: number): boolean {
     this.readAt = performance.now();
     const bytes = SHARED_READ_BUFFER.subarray(0, n);
     if (this._state === 'HANDSHAKE') {
@@ -208,31 +136,19 @@ export class WsLoadClient implements FrameParserListener {
     if (this._state === 'OPEN') this.handler.onReadComplete(this);
   }
 
-  private onSocketError(error: NodeJS.ErrnoException): void {
-    const code = error.code ?? error.message;
-    switch (this._state) {
-      case 'CONNECTING':
-        this.fail('refused', `connect to ${this.target.host}:${this.target.port}: ${code}`);
-        break;
-      case 'HANDSHAKE':
-        this.fail('handshake', `during the handshake: ${code}`);
-        break;
-      default:
-        this.fail('closed', `connection error: ${code}`);
-    }
+  protected onUnexpectedClose(was: LoadClientState): void {
+    this.endKind = was === 'CONNECTING' ? 'refused' : was === 'HANDSHAKE' ? 'handshake' : 'closed';
+    this.endMessage =
+      was === 'HANDSHAKE' ? 'the server closed the connection during the handshake' : 'the server closed the connection without a close frame';
   }
 
-  private onSocketClose(): void {
-    if (this._state === 'CLOSED') return;
-    const was = this._state;
-    this._state = 'CLOSED';
-    if (this.endKind === undefined && !this.closingByUs) {
-      this.endKind = was === 'CONNECTING' ? 'refused' : was === 'HANDSHAKE' ? 'handshake' : 'closed';
-      this.endMessage =
-        was === 'HANDSHAKE' ? 'the server closed the connection during the handshake' : 'the server closed the connection without a close frame';
-    }
+  protected notifyOpen(): void {
+    this.handler.onOpen(this);
+  }
+
+  protected notifyEnd(kind: ErrorKind | undefined, message: string): void {
     this.head = undefined;
-    this.handler.onEnd(this, this.endKind, this.endMessage);
+    this.handler.onEnd(this, kind, message);
   }
 
   // ------------------------------------------------------------------------------------------------ handshake
@@ -252,10 +168,7 @@ export class WsLoadClient implements FrameParserListener {
       this.fail('handshake', problem);
       return;
     }
-    this._state = 'OPEN';
-    this.socket!.setTimeout(0);
-    this.openedAt = this.readAt;
-    this.handler.onOpen(this);
+    this.open(this.readAt);
     // Frames sent right after the 101 came with it.
     if (end + 4 < head.length && (this._state === 'OPEN' || this._state === 'CLOSING')) this.parseFrames(head.subarray(end + 4));
   }

@@ -142,6 +142,19 @@ export function buildReport(
   return Object.assign(report, extras);
 }
 
+/** A workload's result: its report ({@link buildReport}), marked `interrupted` when `signal` aborted the run. */
+export function workloadRun(
+  options: LoadOptions,
+  connections: number,
+  m: Measurement,
+  extras: Partial<LoadReport>,
+  signal: AbortSignal | undefined,
+): WorkloadRun {
+  const report = buildReport(options, connections, m, extras);
+  if (signal?.aborted === true) report.interrupted = true;
+  return { report, measurement: m };
+}
+
 // ------------------------------------------------------------------------------------------------ parsing
 
 type Json = Record<string, unknown>;

@@ -5,12 +5,12 @@ import { sleep } from '../sleep.js';
 import type { Target } from '../target.js';
 import { WsLoadClient } from '../WsLoadClient.js';
 import type { WsLoadHandler } from '../WsLoadClient.js';
+import { ConnectionOpener } from './ConnectionOpener.js';
 
 /**
- * What every WebSocket workload does around its own traffic: open N connections with at most
- * `openConcurrency` handshakes at a time (a burst of thousands of SYNs overflows the server's accept backlog and
- * measures SYN retries), from the source addresses round robin; count the errors by kind; close them all with
- * the closing handshake at the end. Subclasses implement the message hooks.
+ * What every WebSocket workload does around its own traffic: open N connections (a ConnectionOpener limits the
+ * handshakes under way and spreads the source addresses); count the errors by kind; close them all with the
+ * closing handshake at the end. Subclasses implement the message hooks.
  */
 export abstract class WsWorkload implements WsLoadHandler {
   protected readonly clients: WsLoadClient[] = [];
@@ -22,17 +22,21 @@ export abstract class WsWorkload implements WsLoadHandler {
   /** closeAll() began: ends are expected, not errors. */
   protected closing = false;
   private ended = 0;
-  private launched = 0;
-  private opening = 0;
-  private wanted = 0;
-  private openDone: (() => void) | undefined;
+  private readonly opener: ConnectionOpener;
   private allEnded: (() => void) | undefined;
 
   constructor(
     protected readonly options: LoadOptions,
     protected readonly target: Target,
     protected readonly m: Measurement,
-  ) {}
+  ) {
+    // Slots open in index order: clients[i] is slot i.
+    this.opener = new ConnectionOpener(options, (i, clientOptions) => {
+      const client = new WsLoadClient(i, this.target, this, clientOptions);
+      this.clients.push(client);
+      client.connect();
+    });
+  }
 
   abstract onMessage(client: WsLoadClient, opcode: DataOpCode, data: Buffer): void;
   abstract onReadComplete(client: WsLoadClient): void;
@@ -45,19 +49,7 @@ export abstract class WsWorkload implements WsLoadHandler {
 
   /** Opens `n` connections; resolves when each is open or failed, or at once when `signal` aborts. */
   protected openAll(n: number, signal?: AbortSignal): Promise<void> {
-    this.wanted = n;
-    return new Promise<void>((resolve) => {
-      const finish = (): void => {
-        signal?.removeEventListener('abort', finish);
-        this.openDone = undefined;
-        resolve();
-      };
-      this.openDone = finish;
-      signal?.addEventListener('abort', finish, { once: true });
-      if (signal?.aborted === true) return finish();
-      this.launch();
-      this.checkOpened();
-    });
+    return this.opener.openAll(n, signal);
   }
 
   /**
@@ -66,7 +58,7 @@ export abstract class WsWorkload implements WsLoadHandler {
    */
   protected async closeAll(graceMs: number): Promise<void> {
     this.closing = true;
-    this.wanted = this.launched; // no more opening
+    this.opener.stop();
     if (this.ended === this.clients.length) return;
     const all = new Promise<void>((resolve) => (this.allEnded = resolve));
     for (const client of this.clients) client.close();
@@ -78,15 +70,14 @@ export abstract class WsWorkload implements WsLoadHandler {
   }
 
   onOpen(client: WsLoadClient): void {
-    this.opening--;
+    this.opener.attemptEnded();
     this.openedCount++;
     if (this.closing) {
       client.close();
       return;
     }
     this.opened(client);
-    this.launch();
-    this.checkOpened();
+    this.opener.launch();
   }
 
   onEnd(client: WsLoadClient, kind: ErrorKind | undefined, message: string): void {
@@ -94,33 +85,13 @@ export abstract class WsWorkload implements WsLoadHandler {
     if (this.closing) this.closedCount++;
     else if (kind !== undefined) this.m.error(kind, message);
     if (client.openedAt === 0) {
-      this.opening--;
+      this.opener.attemptEnded();
       this.failedOpens++;
-      if (!this.closing) this.launch();
-      this.checkOpened();
+      this.opener.launch(); // opens no more once closing
     } else if (!this.closing) {
       this.lost(client);
     }
     if (this.ended === this.clients.length) this.allEnded?.();
-  }
-
-  /** Starts handshakes up to the concurrency limit. */
-  private launch(): void {
-    const addresses = this.options.sourceAddresses;
-    while (this.launched < this.wanted && this.opening < this.options.openConcurrency) {
-      const i = this.launched++;
-      const client = new WsLoadClient(i, this.target, this, {
-        localAddress: addresses.length === 0 ? undefined : addresses[i % addresses.length],
-        timeoutMs: this.options.timeoutSec * 1000,
-      });
-      this.clients.push(client);
-      this.opening++;
-      client.connect();
-    }
-  }
-
-  private checkOpened(): void {
-    if (this.openDone !== undefined && this.launched === this.wanted && this.opening === 0) this.openDone();
   }
 
   /** The open connections. */

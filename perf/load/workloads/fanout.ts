@@ -9,18 +9,18 @@ import { OpCode } from '../../../lib/index.js';
 import type { DataOpCode } from '../../../lib/index.js';
 import { Measurement } from '../Measurement.js';
 import type { LoadOptions } from '../options.js';
-import { buildReport } from '../report.js';
+import { workloadRun } from '../report.js';
 import type { WorkloadRun } from '../report.js';
-import { sleep } from '../sleep.js';
 import { parseTarget } from '../target.js';
 import { CLIENT_FRAMES } from '../WsLoadClient.js';
 import type { WsLoadClient } from '../WsLoadClient.js';
 import { payloadOf } from './echo.js';
+import { TrafficRun } from './TrafficRun.js';
+import type { Traffic } from './TrafficRun.js';
 import { WsWorkload } from './WsWorkload.js';
 
 /** Digits of the sequence number at the start of each payload. */
 export const SEQUENCE_DIGITS = 12;
-const DRAIN_MS = 5000;
 /** A pause between the last handshake and the first broadcast, for servers that register a session after the 101. */
 const SETTLE_MS = 100;
 
@@ -36,7 +36,7 @@ export function readSequence(data: Buffer): number {
   return seq;
 }
 
-export class FanoutWorkload extends WsWorkload {
+export class FanoutWorkload extends WsWorkload implements Traffic {
   private readonly depth: number;
   private readonly receivers: number;
   private readonly size: number;
@@ -61,7 +61,7 @@ export class FanoutWorkload extends WsWorkload {
   private sending = false;
   private sent = 0;
   private delivered = 0;
-  private drained: (() => void) | undefined;
+  private readonly traffic = new TrafficRun(this, SETTLE_MS);
 
   constructor(options: LoadOptions, m: Measurement) {
     super(options, parseTarget(options.url), m);
@@ -85,33 +85,9 @@ export class FanoutWorkload extends WsWorkload {
 
   async run(signal?: AbortSignal): Promise<WorkloadRun> {
     const o = this.options;
-    const m = this.m;
     // Client 0, the sender, is opened first: openAll launches in index order.
     await this.openAll(this.receivers + 1, signal);
-    const watchdog = setInterval(() => this.watch(), 1000);
-    try {
-      await sleep(SETTLE_MS, signal);
-      if (signal?.aborted !== true && this.sender?.state === 'OPEN') {
-        this.sending = true;
-        if (o.warmupSec > 0) m.beginWarmup();
-        else m.beginMeasuring();
-        this.sendMany(this.depth);
-        if (o.warmupSec > 0) {
-          await sleep(o.warmupSec * 1000, signal);
-          m.beginMeasuring();
-        }
-        await sleep(o.durationSec * 1000, signal);
-      } else if (signal?.aborted !== true) {
-        m.error('refused', 'the sender connection did not open: nothing to measure');
-      }
-      m.stop();
-      this.sending = false;
-      if (signal?.aborted !== true) await this.drain();
-    } finally {
-      clearInterval(watchdog);
-      m.stop();
-      this.sending = false;
-    }
+    await this.traffic.run(o, this.m, signal);
     await this.closeAll(signal?.aborted === true ? 200 : 2000);
     let min = Infinity;
     let max = 0;
@@ -120,19 +96,23 @@ export class FanoutWorkload extends WsWorkload {
       if (n < min) min = n;
       if (n > max) max = n;
     }
-    const report = buildReport(o, this.receivers + 1, m, {
-      warmupSec: o.warmupSec,
-      inflight: this.depth,
-      size: this.size,
-      binary: o.binary,
-      receivers: this.receivers,
-      sent: this.sent,
-      delivered: this.delivered,
-      receiverMin: min === Infinity ? 0 : min,
-      receiverMax: max,
-    });
-    if (signal?.aborted === true) report.interrupted = true;
-    return { report, measurement: m };
+    return workloadRun(
+      o,
+      this.receivers + 1,
+      this.m,
+      {
+        warmupSec: o.warmupSec,
+        inflight: this.depth,
+        size: this.size,
+        binary: o.binary,
+        receivers: this.receivers,
+        sent: this.sent,
+        delivered: this.delivered,
+        receiverMin: min === Infinity ? 0 : min,
+        receiverMax: max,
+      },
+      signal,
+    );
   }
 
   onMessage(client: WsLoadClient, opcode: DataOpCode, data: Buffer): void {
@@ -161,7 +141,7 @@ export class FanoutWorkload extends WsWorkload {
       this.toSend = 0;
       this.sendMany(n);
     }
-    if (this.drained !== undefined && this.inFlight === 0) this.drained();
+    this.traffic.checkDrained();
   }
 
   protected override lost(client: WsLoadClient): void {
@@ -176,6 +156,48 @@ export class FanoutWorkload extends WsWorkload {
       if (this.slotSeq[slot] !== -1 && this.slotReceipts[slot]! >= this.liveReceivers) this.complete(slot, now);
     }
     this.onReadComplete(client);
+  }
+
+  // ------------------------------------------------------------------------------------------------ Traffic
+
+  canSend(): boolean {
+    if (this.sender?.state === 'OPEN') return true;
+    this.m.error('refused', 'the sender connection did not open: nothing to measure');
+    return false;
+  }
+
+  startSending(): void {
+    this.sending = true;
+    this.sendMany(this.depth);
+  }
+
+  stopSending(): void {
+    this.sending = false;
+  }
+
+  get settled(): boolean {
+    return this.inFlight === 0;
+  }
+
+  countUnanswered(waitMs: number): void {
+    if (this.inFlight !== 0) this.m.error('timeout', `${this.inFlight} broadcasts not delivered to every receiver ${waitMs} ms after the end`);
+  }
+
+  /** The oldest message, undelivered for the timeout, counts one timeout and is abandoned (replaced). */
+  watch(): void {
+    const now = performance.now();
+    const limit = this.options.timeoutSec * 1000;
+    for (let seq = this.nextSeq - this.depth; seq < this.nextSeq; seq++) {
+      if (seq < 0) continue;
+      const slot = seq % this.depth;
+      if (this.slotSeq[slot] === seq && now - this.sentAt[slot]! > limit) {
+        this.m.error('timeout', `broadcast #${seq} reached ${this.slotReceipts[slot]} of ${this.liveReceivers} receivers in ${this.options.timeoutSec} s`);
+        this.slotSeq[slot] = -1;
+        this.inFlight--;
+        if (this.sending) this.toSend++;
+      }
+    }
+    if (this.toSend !== 0 && this.sender !== undefined) this.onReadComplete(this.sender);
   }
 
   private complete(slot: number, now: number): void {
@@ -218,34 +240,6 @@ export class FanoutWorkload extends WsWorkload {
       rest = Math.floor(rest / 10);
       frame[at + i] = digit ^ frame[at - 4 + (i & 3)]!;
     }
-  }
-
-  private async drain(): Promise<void> {
-    if (this.inFlight === 0) return;
-    const waitMs = Math.min(this.options.timeoutSec * 1000, DRAIN_MS);
-    const done = new Promise<void>((resolve) => (this.drained = resolve));
-    const timer = new AbortController();
-    await Promise.race([done, sleep(waitMs, timer.signal)]);
-    timer.abort();
-    this.drained = undefined;
-    if (this.inFlight !== 0) this.m.error('timeout', `${this.inFlight} broadcasts not delivered to every receiver ${waitMs} ms after the end`);
-  }
-
-  /** The oldest message, undelivered for the timeout, counts one timeout and is abandoned (replaced). */
-  private watch(): void {
-    const now = performance.now();
-    const limit = this.options.timeoutSec * 1000;
-    for (let seq = this.nextSeq - this.depth; seq < this.nextSeq; seq++) {
-      if (seq < 0) continue;
-      const slot = seq % this.depth;
-      if (this.slotSeq[slot] === seq && now - this.sentAt[slot]! > limit) {
-        this.m.error('timeout', `broadcast #${seq} reached ${this.slotReceipts[slot]} of ${this.liveReceivers} receivers in ${this.options.timeoutSec} s`);
-        this.slotSeq[slot] = -1;
-        this.inFlight--;
-        if (this.sending) this.toSend++;
-      }
-    }
-    if (this.toSend !== 0 && this.sender !== undefined) this.onReadComplete(this.sender);
   }
 }
 

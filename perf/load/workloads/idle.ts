@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Measurement, round } from '../Measurement.js';
 import type { LoadOptions } from '../options.js';
-import { buildReport } from '../report.js';
+import { workloadRun } from '../report.js';
 import type { LoadReport, WorkloadRun } from '../report.js';
 import { sleep } from '../sleep.js';
 import { parseTarget } from '../target.js';
@@ -56,15 +56,13 @@ export class IdleWorkload extends WsWorkload {
     await this.closeAll(signal?.aborted === true ? 200 : o.timeoutSec * 1000);
     const closeMs = performance.now() - closeStart;
 
-    const report = buildReport(o, n, m, {
-      opened: this.openedCount,
-      closed: this.closedCount,
-      openMs: round(openEnd - openStart, 1),
-      closeMs: round(closeMs, 1),
-      ...extras,
-    });
-    if (signal?.aborted === true) report.interrupted = true;
-    return { report, measurement: m };
+    return workloadRun(
+      o,
+      n,
+      m,
+      { opened: this.openedCount, closed: this.closedCount, openMs: round(openEnd - openStart, 1), closeMs: round(closeMs, 1), ...extras },
+      signal,
+    );
   }
 
   protected override opened(client: WsLoadClient): void {

@@ -1,0 +1,155 @@
+/**
+ * What the load clients (WebSocket and HTTP) share: one node:net connection with no Nagle delay, reads into a
+ * buffer shared by every connection of the process (Node's `onread`), a connect (+ handshake) timeout, and the
+ * bookkeeping that turns the way a connection ended into one error kind (or none, when it was our own doing).
+ */
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { ErrorKind } from './Measurement.js';
+import type { Target } from './target.js';
+
+/**
+ * CONNECTING (TCP) -> [HANDSHAKE (a protocol's opening handshake, if it has one)] -> OPEN -> CLOSING (we or the
+ * peer are closing, or the socket is being destroyed) -> CLOSED (the socket closed; the handler was told).
+ */
+export type LoadClientState = 'CONNECTING' | 'HANDSHAKE' | 'OPEN' | 'CLOSING' | 'CLOSED';
+
+export interface LoadClientOptions {
+  /** Local address to connect from. */
+  localAddress?: string | undefined;
+  /** Connect + handshake timeout. */
+  timeoutMs: number;
+}
+
+/**
+ * Reads of every connection land here: no Buffer per read. Safe to share because the bytes are consumed
+ * synchronously in the read callback (parsers copy what must outlive it; handlers get views valid during the
+ * call only).
+ */
+export const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+export abstract class LoadClient {
+  /** The workload's index of this connection (into its per-connection arrays). */
+  readonly index: number;
+  protected _state: LoadClientState = 'CONNECTING';
+  /** performance.now() at the start of the current read: the receive time of what it carries. */
+  readAt = 0;
+  /** performance.now() when connect() was called and when the connection opened (0: not yet). */
+  connectAt = 0;
+  openedAt = 0;
+  protected socket: Socket | undefined;
+  /** Why the connection ended, when it was an error: the first cause is the one reported. */
+  protected endKind: ErrorKind | undefined;
+  protected endMessage = '';
+  /** close()/destroy() were called: what follows is not an error. */
+  protected closingByUs = false;
+
+  constructor(
+    index: number,
+    protected readonly target: Target,
+    protected readonly options: LoadClientOptions,
+  ) {
+    this.index = index;
+  }
+
+  get state(): LoadClientState {
+    return this._state;
+  }
+
+  /** Opens the TCP connection. Call once. */
+  connect(): void {
+    if (this.socket !== undefined) throw new Error('connect() called twice');
+    this.connectAt = performance.now();
+    const socket = connect({
+      host: this.target.host,
+      port: this.target.port,
+      localAddress: this.options.localAddress,
+      noDelay: true,
+      onread: { buffer: SHARED_READ_BUFFER, callback: (n: number) => this.onRead(n) },
+    });
+    this.socket = socket;
+    socket.setTimeout(this.options.timeoutMs);
+    socket.on('connect', () => {
+      if (this._state === 'CONNECTING') this.onConnect();
+    });
+    socket.on('timeout', () =>
+      this.fail('timeout', `no ${this._state === 'CONNECTING' ? 'connection' : 'handshake'} within ${this.options.timeoutMs} ms`),
+    );
+    socket.on('error', (error: NodeJS.ErrnoException) => this.onSocketError(error));
+    socket.on('close', () => this.onSocketClose());
+  }
+
+  /**
+   * Writes pre-encoded bytes; ignored unless OPEN (for WebSocket: nothing may follow our close frame, RFC 6455
+   * §5.5.1).
+   */
+  write(bytes: Buffer): void {
+    if (this._state === 'OPEN') this.socket!.write(bytes);
+  }
+
+  /** Drops the connection at once, without an error. */
+  destroy(): void {
+    this.closingByUs = true;
+    if (this._state !== 'CLOSED') this._state = 'CLOSING';
+    this.socket?.destroy();
+  }
+
+  /** Ends the connection with an error of `kind` (the first cause is the one reported). */
+  fail(kind: ErrorKind, message: string): void {
+    if (this.endKind === undefined && !this.closingByUs) {
+      this.endKind = kind;
+      this.endMessage = message;
+    }
+    if (this._state !== 'CLOSED') this._state = 'CLOSING';
+    this.socket?.destroy();
+  }
+
+  /** TCP is connected (the state is still CONNECTING): open, or begin the handshake. */
+  protected abstract onConnect(): void;
+
+  /** `n` bytes were read into {@link SHARED_READ_BUFFER}. Returns true: keep reading (false would pause). */
+  protected abstract onRead(n: number): boolean;
+
+  /**
+   * The socket closed with no error recorded and not by us, in state `was`: records its cause with
+   * {@link endKind} and {@link endMessage}, or leaves them for a close that is not an error.
+   */
+  protected abstract onUnexpectedClose(was: LoadClientState): void;
+
+  /** The connection opened: the handler's onOpen. */
+  protected abstract notifyOpen(): void;
+
+  /** The connection closed: the handler's onEnd. */
+  protected abstract notifyEnd(kind: ErrorKind | undefined, message: string): void;
+
+  /** The connection (or its handshake) is complete at `at`: the timeout is for opening only. */
+  protected open(at: number): void {
+    this._state = 'OPEN';
+    this.socket!.setTimeout(0);
+    this.openedAt = at;
+    this.notifyOpen();
+  }
+
+  private onSocketError(error: NodeJS.ErrnoException): void {
+    const code = error.code ?? error.message;
+    switch (this._state) {
+      case 'CONNECTING':
+        this.fail('refused', `connect to ${this.target.host}:${this.target.port}: ${code}`);
+        break;
+      case 'HANDSHAKE':
+        this.fail('handshake', `during the handshake: ${code}`);
+        break;
+      default:
+        this.fail('closed', `connection error: ${code}`);
+    }
+  }
+
+  private onSocketClose(): void {
+    if (this._state === 'CLOSED') return;
+    const was = this._state;
+    this._state = 'CLOSED';
+    if (this.endKind === undefined && !this.closingByUs) this.onUnexpectedClose(was);
+    this.notifyEnd(this.endKind, this.endMessage);
+  }
+}

@@ -1,0 +1,73 @@
+import type { LoadClientOptions } from '../LoadClient.js';
+import type { LoadOptions } from '../options.js';
+
+/**
+ * Opens a workload's connections with at most `openConcurrency` connects (+ handshakes) under way at a time: a
+ * burst of thousands of SYNs overflows the server's accept backlog and measures SYN retries rather than the
+ * server. Connection i connects from source address i mod their count (round robin). The workload creates and
+ * connects each client in `start`, and reports every attempt's outcome with {@link attemptEnded}, then calls
+ * {@link launch} to fill the freed place.
+ */
+export class ConnectionOpener {
+  private launched = 0;
+  private opening = 0;
+  private wanted = 0;
+  private openDone: (() => void) | undefined;
+
+  constructor(
+    private readonly options: LoadOptions,
+    /** Creates the client of slot `index` with these options and connects it. */
+    private readonly start: (index: number, clientOptions: LoadClientOptions) => void,
+  ) {}
+
+  /** Attempts under way (connected or failed not yet reported). */
+  get pending(): number {
+    return this.opening;
+  }
+
+  /** Opens slots 0..n-1; resolves when each one opened or failed, or at once when `signal` aborts. */
+  openAll(n: number, signal?: AbortSignal): Promise<void> {
+    this.wanted = n;
+    return new Promise<void>((resolve) => {
+      const finish = (): void => {
+        signal?.removeEventListener('abort', finish);
+        this.openDone = undefined;
+        resolve();
+      };
+      this.openDone = finish;
+      signal?.addEventListener('abort', finish, { once: true });
+      if (signal?.aborted === true) return finish();
+      this.launch();
+    });
+  }
+
+  /** Opens slot `index`: in launch order, or again outside it (the slot's connection ended). */
+  open(index: number): void {
+    this.opening++;
+    this.start(index, this.clientOptions(index));
+  }
+
+  /** An attempt ended: its connection opened, or failed to. */
+  attemptEnded(): void {
+    this.opening--;
+  }
+
+  /** Starts attempts up to the concurrency limit (none after {@link stop}); resolves openAll() when all ended. */
+  launch(): void {
+    while (this.launched < this.wanted && this.opening < this.options.openConcurrency) this.open(this.launched++);
+    if (this.openDone !== undefined && this.launched === this.wanted && this.opening === 0) this.openDone();
+  }
+
+  /** Opens no more slots (the run is closing). */
+  stop(): void {
+    this.wanted = this.launched;
+  }
+
+  private clientOptions(index: number): LoadClientOptions {
+    const addresses = this.options.sourceAddresses;
+    return {
+      localAddress: addresses.length === 0 ? undefined : addresses[index % addresses.length],
+      timeoutMs: this.options.timeoutSec * 1000,
+    };
+  }
+}
