@@ -1,0 +1,392 @@
+/**
+ * `npm run bench`: every workload of issues 4 and 6 against quay and its peer, side by side in one run.
+ *
+ *   npm run build && node dist/perf/compare.js [--pairs 3] [--duration 5] [--warmup 1] [--only echo-64,http]
+ *                                              [--memory] [--write] [--quick] [--json]
+ *
+ * Workloads (issue 6): WebSocket echo of 64-byte text (100 connections x 10 in flight), echo of 64 KiB binary
+ * (10 connections), fan-out of 64-byte messages to 1,000 sessions (quay vs `ws`), and HTTP hello (quay vs
+ * node:http, with wrk when /usr/bin/wrk exists: a JS load generator is client-bound on 2 cores). Each pair
+ * runs quay then the peer, each in a fresh server process pinned to core 0 while the load runs on core 1
+ * (taskset); the raw node:net server (perf/servers/echo-raw, http-hello-raw) is measured once per workload as
+ * the ceiling of this machine (in every pair for echo-64k, whose goal is against it). Prints medians, per-pair
+ * ratios, the server's CPU per operation (robust when the load generator rather than the server is the limit),
+ * and the goals of issue 6 with what was met.
+ *
+ * --memory also runs perf/ws-memory (idle and active memory per connection) and adds its goals.
+ * --write replaces the section between `<!-- bench:start -->` and `<!-- bench:end -->` of perf/RESULTS.md
+ * (appended when missing) with the date, Node version, commands and tables (--results FILE: another file).
+ * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, fanout, http.
+ * --no-wrk: the HTTP workload with quay-load instead of wrk.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { HAVE_TASKSET, PERF_DIR, fmt, median as medianOf, runLoad, startServer } from './lib.js';
+import type { RunningServer } from './lib.js';
+import type { LoadReport } from './load/report.js';
+
+const { values } = parseArgs({
+  options: {
+    pairs: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    only: { type: 'string' },
+    memory: { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'no-wrk': { type: 'boolean', default: false },
+    results: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*|^ \* ?/gm, ''));
+  process.exit(0);
+}
+
+const quick = values.quick === true;
+const pairs = Number(values.pairs ?? (quick ? 1 : 3));
+const durationSec = Number(values.duration ?? (quick ? 1 : 5));
+const warmupSec = Number(values.warmup ?? (quick ? 0.5 : 1));
+const CLI = join(PERF_DIR, 'load', 'cli.js');
+const RESULTS = values.results ?? join(PERF_DIR, '..', '..', 'perf', 'RESULTS.md');
+const WRK = '/usr/bin/wrk';
+const useWrk = values['no-wrk'] !== true && existsSync(WRK);
+
+/** One measurement of one server. */
+interface Sample {
+  /** Operations per second in the measured window (msgs/s, deliveries/s, req/s). */
+  rate: number;
+  /** Server CPU (user + system) per operation over the whole run, in µs. */
+  cpuUs: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+interface Workload {
+  id: string;
+  title: string;
+  unit: string;
+  peerName: string;
+  /** perf/servers/<name>.js of quay, the peer and the ceiling. */
+  quay: string;
+  peer: string;
+  raw: string;
+  path: string;
+  /** The quay-load arguments after `<workload> --url URL`. */
+  loadArgs: readonly string[];
+  loadWorkload: 'echo' | 'fanout' | 'http';
+  goal: { against: 'peer' | 'raw'; ratio: number; text: string };
+}
+
+const WORKLOADS: readonly Workload[] = [
+  {
+    id: 'echo-64',
+    title: 'echo 64 B text, 100 conn x 10 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/echo',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '100', '--inflight', '10', '--size', '64'],
+    goal: { against: 'peer', ratio: 1.5, text: '>= 1.5x ws msgs/s' },
+  },
+  {
+    id: 'echo-64k',
+    title: 'echo 64 KiB binary, 10 conn x 1 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/echo',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '10', '--inflight', '1', '--size', '65536', '--binary'],
+    goal: { against: 'raw', ratio: 0.8, text: '>= 80% of raw node:net' },
+  },
+  {
+    id: 'fanout',
+    title: 'fan-out 64 B text to 1,000 sessions, 10 in flight',
+    unit: 'deliveries/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/broadcast',
+    loadWorkload: 'fanout',
+    loadArgs: ['--receivers', '1000', '--inflight', '10', '--size', '64'],
+    goal: { against: 'peer', ratio: 3, text: '>= 3x ws deliveries/s' },
+  },
+  {
+    id: 'http',
+    title: 'HTTP hello, 100 conn, keep-alive',
+    unit: 'req/s',
+    peerName: 'node:http',
+    quay: 'echo-quay',
+    peer: 'http-hello-node',
+    raw: 'http-hello-raw',
+    path: '/hello',
+    loadWorkload: 'http',
+    loadArgs: ['-c', '100', '--pipelining', '1'],
+    goal: { against: 'peer', ratio: 1.5, text: '>= 1.5x node:http (issue 3)' },
+  },
+];
+
+/** The median of the finite values (a failed run is NaN); NaN when there are none. */
+function median(xs: readonly number[]): number {
+  const finite = xs.filter((x) => Number.isFinite(x));
+  return finite.length === 0 ? NaN : medianOf(finite);
+}
+
+/** CPU time (user + system) a process has used, in µs, from /proc (clock ticks of 10 ms); 0 where absent. */
+function cpuUs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return 0;
+  }
+}
+
+/** The commands of the run, for RESULTS.md (with a placeholder port). */
+const commands = new Set<string>();
+
+function loadCommand(w: Workload, url: string): { command: string; args: string[] } {
+  if (w.loadWorkload === 'http' && useWrk) {
+    const c = w.loadArgs[w.loadArgs.indexOf('-c') + 1]!;
+    return { command: WRK, args: ['-t1', `-c${c}`, `-d${Math.max(1, Math.round(durationSec))}s`, '--latency', url] };
+  }
+  const args = [CLI, w.loadWorkload, '--url', url, ...w.loadArgs, '--duration', String(durationSec), '--warmup', String(warmupSec), '--json', '--quiet'];
+  return { command: process.execPath, args };
+}
+
+/** Parses wrk's summary: Requests/sec and the --latency percentiles. */
+function parseWrk(out: string): { rate: number; total: number; p50Ms: number; p99Ms: number; errors: number } {
+  const rate = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const total = /(\d+) requests in/.exec(out);
+  if (rate === null || total === null) throw new Error(`cannot parse wrk output: ${out}`);
+  const pct = (p: string): number => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+    if (m === null) return NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  let errors = non2xx === null ? 0 : Number(non2xx[1]);
+  if (socketErrors !== null) for (let i = 1; i <= 4; i++) errors += Number(socketErrors[i]);
+  return { rate: Number(rate[1]), total: Number(total[1]), p50Ms: pct('50'), p99Ms: pct('99') , errors };
+}
+
+/** One run; a run that fails (a server that crashed, a load generator that exited) is reported and counted, not fatal. */
+async function measure(w: Workload, serverName: string): Promise<Sample> {
+  try {
+    return await measureOnce(w, serverName);
+  } catch (error) {
+    console.error(`${w.id} against ${serverName} failed: ${error instanceof Error ? error.message : String(error)}`);
+    return { rate: NaN, cpuUs: NaN, p50Ms: NaN, p99Ms: NaN, errors: 1 };
+  }
+}
+
+async function measureOnce(w: Workload, serverName: string): Promise<Sample> {
+  const server: RunningServer = await startServer(serverName);
+  const url = `${w.loadWorkload === 'http' ? 'http' : 'ws'}://127.0.0.1:${server.port}${w.path}`;
+  const { command, args } = loadCommand(w, url);
+  commands.add(`${HAVE_TASKSET ? 'taskset -c 1 ' : ''}${command === process.execPath ? 'node' : command} ${args.join(' ').replace(CLI, 'dist/perf/load/cli.js').replace(String(server.port), 'PORT')}`);
+  try {
+    const cpu0 = cpuUs(server.child.pid);
+    const out = await runLoad(command, args);
+    const cpu = cpuUs(server.child.pid) - cpu0;
+    if (command === WRK) {
+      const r = parseWrk(out);
+      return { rate: r.rate, cpuUs: r.total > 0 ? cpu / r.total : NaN, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors };
+    }
+    const report = JSON.parse(out) as LoadReport;
+    // Whole-run operations (warm-up and drain included), to match the whole-run CPU time.
+    const total = w.loadWorkload === 'fanout' ? (report.delivered ?? report.count) : (report.received ?? report.count);
+    const errors = Object.values(report.errors).reduce((a, b) => a + b, 0);
+    return { rate: report.rate, cpuUs: total > 0 ? cpu / total : NaN, p50Ms: report.latencyMs.p50, p99Ms: report.latencyMs.p99, errors };
+  } finally {
+    await server.stop();
+  }
+}
+
+interface Row {
+  workload: Workload;
+  quay: Sample[];
+  peer: Sample[];
+  /** Once per workload; in every pair where the goal is against the ceiling (one noisy sample would decide it). */
+  raw: Sample[];
+}
+
+interface Verdict {
+  goal: string;
+  measured: string;
+  met: boolean;
+}
+
+function verdictOf(r: Row): Verdict {
+  const q = median(r.quay.map((s) => s.rate));
+  const base = median((r.workload.goal.against === 'peer' ? r.peer : r.raw).map((s) => s.rate));
+  const ratio = q / base;
+  return {
+    goal: `${r.workload.id}: ${r.workload.goal.text}`,
+    measured: r.workload.goal.against === 'peer' ? `${ratio.toFixed(2)}x` : `${(ratio * 100).toFixed(0)}% of raw`,
+    met: ratio >= r.workload.goal.ratio,
+  };
+}
+
+const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
+const us = (x: number): string => (Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '-');
+
+function table(rows: readonly Row[]): string {
+  const lines = [
+    '| workload | unit | quay | peer | quay / peer | per-pair ratios | raw ceiling | quay / raw | server CPU µs/op quay / peer / raw | p99 ms quay / peer / raw | errors |',
+    '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |',
+  ];
+  for (const r of rows) {
+    const q = median(r.quay.map((s) => s.rate));
+    const p = median(r.peer.map((s) => s.rate));
+    const ratios = r.quay.map((s, i) => (s.rate / r.peer[i]!.rate).toFixed(2)).join(', ');
+    const raw = median(r.raw.map((s) => s.rate));
+    const rawNote = r.raw.length > 1 ? ` (${r.raw.length} runs)` : '';
+    const errors = [...r.quay, ...r.peer, ...r.raw].reduce((a, s) => a + s.errors, 0);
+    lines.push(
+      `| ${r.workload.title} | ${r.workload.unit} | ${fmt(q)} | ${r.workload.peerName} ${fmt(p)} | ${(q / p).toFixed(2)} | ${ratios} | ${fmt(raw)}${rawNote} | ` +
+        `${(q / raw).toFixed(2)} | ${us(median(r.quay.map((s) => s.cpuUs)))} / ${us(median(r.peer.map((s) => s.cpuUs)))} / ${us(median(r.raw.map((s) => s.cpuUs)))} | ` +
+        `${ms(median(r.quay.map((s) => s.p99Ms)))} / ${ms(median(r.peer.map((s) => s.p99Ms)))} / ${ms(median(r.raw.map((s) => s.p99Ms)))} | ${errors} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** ws-memory's JSON (see perf/ws-memory.ts). */
+interface MemoryRow {
+  server: string;
+  idleRssPerConn: number;
+  idleHeapPerConn: number;
+  activeRssPerConn: number;
+  activeHeapPerConn: number;
+}
+
+function memoryVerdicts(rows: readonly MemoryRow[]): Verdict[] {
+  const quay = rows.find((r) => r.server === 'quay');
+  const ws = rows.find((r) => r.server === 'ws');
+  if (quay === undefined || ws === undefined) return [];
+  return [
+    { goal: 'idle RSS per connection <= ws', measured: `${fmt(quay.idleRssPerConn)} vs ${fmt(ws.idleRssPerConn)} B`, met: quay.idleRssPerConn <= ws.idleRssPerConn },
+    { goal: 'idle heap per connection <= ws', measured: `${fmt(quay.idleHeapPerConn)} vs ${fmt(ws.idleHeapPerConn)} B`, met: quay.idleHeapPerConn <= ws.idleHeapPerConn },
+    {
+      goal: 'active RSS per connection <= 1/2 ws',
+      measured: `${fmt(quay.activeRssPerConn)} vs ${fmt(ws.activeRssPerConn)} B (${(quay.activeRssPerConn / ws.activeRssPerConn).toFixed(2)})`,
+      met: quay.activeRssPerConn <= ws.activeRssPerConn / 2,
+    },
+  ];
+}
+
+async function runMemory(): Promise<{ rows: MemoryRow[]; table: string; command: string } | undefined> {
+  const script = join(PERF_DIR, 'ws-memory.js');
+  const args = quick ? ['--idle', '2000', '--active', '200', '--seconds', '2'] : [];
+  const command = `node dist/perf/ws-memory.js ${args.join(' ')}`.trim();
+  const result = spawnSync(process.execPath, [script, ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 180_000 });
+  if (result.status !== 0) {
+    console.error(`ws-memory failed (${result.status ?? result.signal}); memory goals not measured`);
+    return undefined;
+  }
+  const parsed = JSON.parse(result.stdout) as { rows: MemoryRow[]; table: string };
+  return { rows: parsed.rows, table: parsed.table, command };
+}
+
+/** The flags of this run that change what is measured (not --write, --results, --json). */
+function commandFlags(): string {
+  const flags: string[] = [];
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--results') i++;
+    else if (a !== '--write' && a !== '--json' && !a.startsWith('--results=')) flags.push(a);
+  }
+  return flags.length === 0 ? '' : ` ${flags.join(' ')}`;
+}
+
+function markdown(rows: readonly Row[], verdicts: readonly Verdict[], memory: Awaited<ReturnType<typeof runMemory>>, elapsedSec: number): string {
+  const date = new Date().toISOString().slice(0, 10);
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const lines = [
+    '## WebSocket and HTTP side by side: `npm run bench` (issues 4 and 6)',
+    '',
+    `${date}, Node ${process.version}, ${cpus().length} cores (${cpu}), ${pairs} alternating pairs (quay then peer), ${durationSec} s measured after ` +
+      `${warmupSec} s warm-up per run, medians; servers pinned to core 0 and the load to core 1 ${HAVE_TASKSET ? '(taskset)' : '(no taskset here: not pinned)'}; ` +
+      `the raw node:net ceiling measured once per workload (in every pair for echo-64k, whose goal is relative to it); ${Math.round(elapsedSec)} s in all. Command: \`npm run build && node dist/perf/compare.js${commandFlags()}\`, which runs:`,
+    '',
+    '```',
+    ...[...commands].sort(),
+    '```',
+    '',
+    table(rows),
+    '',
+    'Server CPU µs/op is the server process\'s user + system time over the whole run (warm-up included) divided by the operations of the whole run: ' +
+      'it compares the servers even where the load generator, not the server, sets the rate.',
+    '',
+  ];
+  if (memory !== undefined) lines.push(`Memory (\`${memory.command}\`):`, '', memory.table, '');
+  lines.push('Goals (issue 6):', '', '| goal | measured | met |', '| --- | --- | --- |');
+  for (const v of verdicts) lines.push(`| ${v.goal} | ${v.measured} | ${v.met ? 'yes' : '**no**'} |`);
+  return lines.join('\n');
+}
+
+function writeResults(section: string): void {
+  const START = '<!-- bench:start -->';
+  const END = '<!-- bench:end -->';
+  const text = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '# quay performance results\n';
+  const block = `${START}\n${section}\n${END}`;
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  const next = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + END.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(RESULTS, next);
+  console.error(`updated ${RESULTS}`);
+}
+
+if (!existsSync(CLI)) {
+  console.error(`${CLI} is missing: build first (npm run build)`);
+  process.exit(1);
+}
+const only = values.only === undefined ? undefined : new Set(values.only.split(','));
+const selected = WORKLOADS.filter((w) => only === undefined || only.has(w.id));
+const started = Date.now();
+const rows: Row[] = [];
+for (const w of selected) {
+  const rawEachPair = w.goal.against === 'raw';
+  const row: Row = { workload: w, quay: [], peer: [], raw: [] };
+  if (!rawEachPair) {
+    row.raw.push(await measure(w, w.raw));
+    console.error(`${w.id}: raw ${fmt(row.raw[0]!.rate)} ${w.unit}`);
+  }
+  for (let i = 0; i < pairs; i++) {
+    row.quay.push(await measure(w, w.quay));
+    row.peer.push(await measure(w, w.peer));
+    if (rawEachPair) row.raw.push(await measure(w, w.raw));
+    const raw = rawEachPair ? `, raw ${fmt(row.raw[i]!.rate)}` : '';
+    console.error(`${w.id} pair ${i + 1}: quay ${fmt(row.quay[i]!.rate)}, ${w.peerName} ${fmt(row.peer[i]!.rate)}${raw} ${w.unit}`);
+  }
+  rows.push(row);
+}
+const memory = values.memory ? await runMemory() : undefined;
+const elapsedSec = (Date.now() - started) / 1000;
+const verdicts = [...rows.map(verdictOf), ...(memory === undefined ? [] : memoryVerdicts(memory.rows))];
+
+if (values.json) {
+  console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, pairs, durationSec, warmupSec, rows, memory, verdicts }, null, 2));
+} else {
+  const section = markdown(rows, verdicts, memory, elapsedSec);
+  console.log(`\n${section}\n`);
+  if (memory === undefined) console.log('Memory goals (idle <= ws, active <= 1/2 ws): run with --memory, or `node dist/perf/ws-memory.js`.');
+  if (values.write) writeResults(section);
+}

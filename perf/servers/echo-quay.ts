@@ -1,0 +1,64 @@
+/**
+ * Benchmark target: quay. WebSocket echo at /echo (every message back to its sender, text as text, binary as
+ * binary), broadcast at /broadcast (every message to every session of /broadcast, the sender included, encoded
+ * once by `broadcast()`), HTTP hello at /hello, the process's memory as JSON at /stats and a heap snapshot at /heapsnapshot (stats.ts).
+ * No compression (quay has no permessage-deflate yet). Prints `listening PORT`; `--port N`.
+ *
+ *   node [--expose-gc] dist/perf/servers/echo-quay.js [--port 0] [--idle-timeout-ms 300000]
+ */
+import { parseArgs } from 'node:util';
+import { Router, Server, WebSocketUpgradeHandler, broadcast } from '../../lib/index.js';
+import type { Request, Response, WebSocketListener, WebSocketSession } from '../../lib/index.js';
+import { announce, exitOnSignal, serverPort } from './args.js';
+import { heapSnapshotPath, memoryStatsJson } from './stats.js';
+
+exitOnSignal();
+
+const { values } = parseArgs({ options: { 'idle-timeout-ms': { type: 'string', default: '300000' } }, strict: false });
+// Long by default: the memory benchmark holds 10,000 silent connections; quay's one idle sweep costs the same either way.
+const idleTimeoutMs = Number(values['idle-timeout-ms']);
+
+/** One listener object for every echo session: no closure per session or per message. */
+const echo: WebSocketListener = {
+  onText(session, text) {
+    session.send(text);
+  },
+  onBinary(session, data) {
+    session.send(data);
+  },
+};
+
+const members = new Set<WebSocketSession>();
+const room: WebSocketListener = {
+  onOpen(session) {
+    members.add(session);
+  },
+  onText(_session, text) {
+    broadcast(members, text);
+  },
+  onBinary(_session, data) {
+    broadcast(members, data);
+  },
+  onClose(session) {
+    members.delete(session);
+  },
+};
+
+const hello = Buffer.from('hello world\n');
+const router = new Router()
+  .route('/echo', new WebSocketUpgradeHandler({ accept: () => echo }))
+  .route('/broadcast', new WebSocketUpgradeHandler({ accept: () => room }))
+  .route('/hello', (_req: Request, res: Response) => {
+    res.setHeader('Content-Type', 'text/plain');
+    void res.end(hello);
+  })
+  .route('/stats', (_req: Request, res: Response) => {
+    void res.send(200, memoryStatsJson(), 'application/json');
+  })
+  .route('/heapsnapshot', (_req: Request, res: Response) => {
+    void res.send(200, heapSnapshotPath(), 'text/plain');
+  });
+
+const server = new Server({ port: serverPort(), host: '127.0.0.1', idleTimeoutMs }, router);
+const { port } = await server.start();
+announce(port);

@@ -1,0 +1,199 @@
+/**
+ * `npm run bench:memory`: memory per WebSocket connection, quay against `ws` and a bare node:net server
+ * (perf/servers/echo-raw: one socket, one closure, one small object per connection), issue 6.
+ *
+ *   npm run build && node dist/perf/ws-memory.js [--idle 10000] [--active 1000] [--size 16384] [--seconds 5]
+ *                                                [--servers quay,ws,net] [--per-process 5000] [--json]
+ *
+ * idle: a fresh server (`node --expose-gc`, pinned to core 0) is warmed up (100 connections opened and closed,
+ * so that JIT code and lazily loaded modules are not counted), its memory read after a full GC from its /stats
+ * route, then N connections are opened to /echo by opener processes on core 1 (at most --per-process each,
+ * under the 20,000 open files a process may have here, each from its own 127.0.0.x address) and left silent;
+ * after 1 s the memory is read again. Reported: RSS delta / N and live heap delta / N.
+ *
+ * active: a fresh server again, then M connections each echoing S-byte binary messages, one in flight, for
+ * --seconds; at the end (steady state) RSS, live heap and external (Buffer) memory are read, delta / M. The echo
+ * rate is printed to show the connections were busy.
+ *
+ * The connections come from perf/opener (just enough WebSocket, no quay-load): this benchmark depends on
+ * nothing but the servers.
+ */
+import { parseArgs } from 'node:util';
+import { fmt } from './lib.js';
+import { MAX_PER_PROCESS, openMany } from './opener.js';
+import { httpGet, startServerProcess } from './serverProcess.js';
+import type { ServerProcess } from './serverProcess.js';
+
+const { values } = parseArgs({
+  options: {
+    idle: { type: 'string', default: '10000' },
+    active: { type: 'string', default: '1000' },
+    size: { type: 'string', default: '16384' },
+    seconds: { type: 'string', default: '5' },
+    servers: { type: 'string', default: 'net,ws,quay' },
+    'per-process': { type: 'string', default: '5000' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+const SETTLE_MS = 1000;
+const SERVERS: Record<string, { script: string; label: string }> = {
+  quay: { script: 'echo-quay', label: 'quay' },
+  ws: { script: 'echo-ws', label: 'ws 8 (perMessageDeflate off)' },
+  net: { script: 'echo-raw', label: 'bare node:net (echo-raw)' },
+};
+
+interface Stats {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  gc: boolean;
+}
+
+/** The server's memory after a full GC, from its /stats route. */
+async function stats(port: number): Promise<Stats> {
+  const s = JSON.parse(await httpGet(port, '/stats')) as Stats;
+  if (!s.gc) throw new Error('the server has no gc(): start it with --expose-gc');
+  return s;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface MemoryRow {
+  server: string;
+  label: string;
+  idleConnections: number;
+  idleFailed: number;
+  idleRssPerConn: number;
+  idleHeapPerConn: number;
+  activeConnections: number;
+  activeFailed: number;
+  activeRssPerConn: number;
+  activeHeapPerConn: number;
+  activeExternalPerConn: number;
+  activeMsgsPerSec: number;
+}
+
+/**
+ * A fresh server, warmed up, with its baseline memory. The warm-up (100 connections echoing `size`-byte messages
+ * for `warmMs`, then closed) compiles the hot code and loads lazily loaded modules (crypto's sha1 and such); for
+ * the active measurement it runs at the measured size for a second, so that V8's young generation and the
+ * allocator's arenas have grown to their working size in the baseline too: what remains in the delta is then
+ * per connection, not per process.
+ */
+async function freshServer(script: string, perProcess: number, size: number, warmMs: number): Promise<{ server: ServerProcess; before: Stats }> {
+  const server = await startServerProcess(script, { nodeFlags: ['--expose-gc'] });
+  const warm = await openMany(server.port, 100, 'active', size, perProcess);
+  await sleep(warmMs);
+  for (const o of warm) await o.close();
+  await sleep(300);
+  return { server, before: await stats(server.port) };
+}
+
+async function measureServer(name: string, idle: number, active: number, size: number, seconds: number, perProcess: number): Promise<MemoryRow> {
+  const { script, label } = SERVERS[name]!;
+  const t0 = Date.now();
+  const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  const row: MemoryRow = {
+    server: name,
+    label,
+    idleConnections: 0,
+    idleFailed: 0,
+    idleRssPerConn: NaN,
+    idleHeapPerConn: NaN,
+    activeConnections: 0,
+    activeFailed: 0,
+    activeRssPerConn: NaN,
+    activeHeapPerConn: NaN,
+    activeExternalPerConn: NaN,
+    activeMsgsPerSec: NaN,
+  };
+  if (idle > 0) {
+    const { server, before } = await freshServer(script, perProcess, 64, 300);
+    try {
+      const openers = await openMany(server.port, idle, 'idle', size, perProcess);
+      row.idleConnections = openers.reduce((a, o) => a + o.opened, 0);
+      row.idleFailed = openers.reduce((a, o) => a + o.failed, 0);
+      console.error(`${name} idle: ${row.idleConnections} open at ${elapsed()}`);
+      await sleep(SETTLE_MS);
+      const after = await stats(server.port);
+      row.idleRssPerConn = (after.rss - before.rss) / row.idleConnections;
+      row.idleHeapPerConn = (after.heapUsed - before.heapUsed) / row.idleConnections;
+      for (const o of openers) await o.close();
+    } finally {
+      await server.stop();
+    }
+    console.error(`${name} idle at ${elapsed()}: ${row.idleConnections} open, ${fmt(row.idleRssPerConn)} B RSS and ${fmt(row.idleHeapPerConn)} B heap per connection`);
+  }
+  if (active > 0) {
+    const { server, before } = await freshServer(script, perProcess, size, 1000);
+    try {
+      const openers = await openMany(server.port, active, 'active', size, perProcess);
+      row.activeConnections = openers.reduce((a, o) => a + o.opened, 0);
+      row.activeFailed = openers.reduce((a, o) => a + o.failed, 0);
+      // Steady state: the first second is ramp-up; the echo rate is taken over the rest.
+      await sleep(1000);
+      const c0 = (await Promise.all(openers.map((o) => o.count()))).reduce((a, b) => a + b, 0);
+      const t0 = Date.now();
+      await sleep(Math.max(1, seconds - 1) * 1000);
+      const c1 = (await Promise.all(openers.map((o) => o.count()))).reduce((a, b) => a + b, 0);
+      row.activeMsgsPerSec = ((c1 - c0) * 1000) / (Date.now() - t0);
+      const after = await stats(server.port);
+      row.activeRssPerConn = (after.rss - before.rss) / row.activeConnections;
+      row.activeHeapPerConn = (after.heapUsed - before.heapUsed) / row.activeConnections;
+      row.activeExternalPerConn = (after.external - before.external) / row.activeConnections;
+      for (const o of openers) await o.close();
+    } finally {
+      await server.stop();
+    }
+    console.error(
+      `${name} active at ${elapsed()}: ${row.activeConnections} open, ${fmt(row.activeMsgsPerSec)} msgs/s, ${fmt(row.activeRssPerConn)} B RSS, ` +
+        `${fmt(row.activeHeapPerConn)} B heap, ${fmt(row.activeExternalPerConn)} B external per connection`,
+    );
+  }
+  return row;
+}
+
+function table(rows: readonly MemoryRow[], idle: number, active: number, size: number): string {
+  const b = (x: number): string => (Number.isFinite(x) ? fmt(x) : '-');
+  const lines = [
+    `| server | idle: RSS / conn (${fmt(idle)} conn) | idle: heap / conn | active: RSS / conn (${fmt(active)} conn x ${fmt(size)} B echo) | active: heap / conn | active: external / conn | active echo msgs/s |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const failed = r.idleFailed + r.activeFailed > 0 ? ` (${r.idleFailed + r.activeFailed} failed to open)` : '';
+    lines.push(
+      `| ${r.label}${failed} | ${b(r.idleRssPerConn)} B | ${b(r.idleHeapPerConn)} B | ${b(r.activeRssPerConn)} B | ${b(r.activeHeapPerConn)} B | ${b(r.activeExternalPerConn)} B | ${b(r.activeMsgsPerSec)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const idle = Number(values.idle);
+  const active = Number(values.active);
+  const size = Number(values.size);
+  const seconds = Number(values.seconds);
+  const perProcess = Math.min(Number(values['per-process']), MAX_PER_PROCESS);
+  const names = values.servers!.split(',');
+  for (const n of names) if (SERVERS[n] === undefined) throw new Error(`unknown server ${n}: one of ${Object.keys(SERVERS).join(', ')}`);
+  const rows: MemoryRow[] = [];
+  for (const name of names) rows.push(await measureServer(name, idle, active, size, seconds, perProcess));
+  const text = table(rows, idle, active, size);
+  if (values.json) {
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, idle, active, size, seconds, rows, table: text }));
+    return;
+  }
+  console.log(`\nMemory per WebSocket connection, Node ${process.version}, after a full GC (server run with --expose-gc)\n`);
+  console.log(text);
+  const q = rows.find((r) => r.server === 'quay');
+  const w = rows.find((r) => r.server === 'ws');
+  if (q !== undefined && w !== undefined) {
+    console.log('\nGoals (issue 6):');
+    console.log(`- idle memory per connection <= ws: RSS ${fmt(q.idleRssPerConn)} vs ${fmt(w.idleRssPerConn)} B, heap ${fmt(q.idleHeapPerConn)} vs ${fmt(w.idleHeapPerConn)} B: ${q.idleRssPerConn <= w.idleRssPerConn && q.idleHeapPerConn <= w.idleHeapPerConn ? 'met' : 'NOT met'}`);
+    console.log(`- active memory per connection <= 1/2 ws: RSS ${fmt(q.activeRssPerConn)} vs ${fmt(w.activeRssPerConn)} B (${(q.activeRssPerConn / w.activeRssPerConn).toFixed(2)}): ${q.activeRssPerConn <= w.activeRssPerConn / 2 ? 'met' : 'NOT met'}`);
+  }
+}
+
+await main();
