@@ -472,10 +472,13 @@ t.test('pings and pongs go ahead of data queued behind a stalled endpoint', asyn
 
 t.test('peer-initiated close: echoed, TCP closed after the echo is flushed, onClose once with the peer\'s code', async (t) => {
   const h = open();
+  h.ep.stallWrites(); // the echo cannot reach the "kernel" yet
   h.feed(close(4000, 'bye now'));
   t.equal(h.session.readyState, ReadyState.CLOSING);
   t.equal(h.connection.state, 'CLOSE_RECEIVED');
+  await settle();
   t.equal(h.ep.isTransportClosed, false, 'not before the echo is flushed');
+  h.ep.resumeWrites();
   await settle();
   t.same(h.wire.read(), ['close:4000:'], 'the code echoed (§5.5.1)');
   t.equal(h.ep.isTransportClosed, true, 'the server closes TCP (§7.1.1)');
@@ -817,7 +820,8 @@ t.test('a callback that throws or rejects closes with 1011 and WS_CALLBACK_FAILE
   // onText throws: later messages of the same read are not delivered.
   const a = open({}, { onText: (_s, s) => (s === 'boom' ? fail('onText')() : undefined) });
   a.feed(text('a'), text('boom'), text('c'));
-  t.same(a.rec.events, ['open', 'text:a', 'text:boom'], 'c is not delivered');
+  t.same(a.rec.events.slice(0, 3), ['open', 'text:a', 'text:boom']);
+  t.notOk(a.rec.events.includes('text:c'), 'c is not delivered');
   await checkCallbackFailure(t, a, 'onText throws');
   t.same(a.rec.events, ['open', 'text:a', 'text:boom', 'close:1011']);
   // onBinary rejects (not awaited).

@@ -430,10 +430,14 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   private deliver(bytes: Buffer): void {
     const connection = this._connection;
     if (connection === undefined) return;
+    const flusher = this.flusher;
+    flusher.hold(); // the writes this read causes leave in one batch when onFillable returns
     try {
       connection.onFillable(bytes);
     } catch (e) {
       this.close(new ConnectionCallbackError('onFillable', e));
+    } finally {
+      flusher.release();
     }
   }
 
