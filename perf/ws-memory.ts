@@ -3,7 +3,7 @@
  * (perf/servers/echo-raw: one socket, one closure, one small object per connection), issue 6.
  *
  *   npm run build && node dist/perf/ws-memory.js [--idle 10000] [--active 1000] [--size 16384] [--seconds 5]
- *                                                [--servers quay,ws,net] [--per-process 5000] [--json]
+ *                                                [--servers quay,ws,net] [--per-process 5000] [--runs 3] [--json]
  *
  * idle: a fresh server (`node --expose-gc`, pinned to core 0) is warmed up (100 connections opened and closed,
  * so that JIT code and lazily loaded modules are not counted), its memory read after a full GC from its /stats
@@ -15,11 +15,16 @@
  * --seconds; at the end (steady state) RSS, live heap and external (Buffer) memory are read, delta / M. The echo
  * rate is printed to show the connections were busy.
  *
+ * --runs: the servers are measured in turn (quay, ws, net, quay, ws, net, ...) that many times and each figure is
+ * the median of its runs, with every run's RSS per connection printed beside it: RSS after a GC is mostly the
+ * allocator's state (freed ArrayBuffer memory that glibc keeps), which swings by tens of percent between
+ * identical runs, so one run decides nothing.
+ *
  * The connections come from perf/opener (just enough WebSocket, no quay-load): this benchmark depends on
  * nothing but the servers.
  */
 import { parseArgs } from 'node:util';
-import { fmt } from './lib.js';
+import { fmt, median } from './lib.js';
 import { MAX_PER_PROCESS, openMany } from './opener.js';
 import { httpGet, startServerProcess } from './serverProcess.js';
 import type { ServerProcess } from './serverProcess.js';
@@ -32,6 +37,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     servers: { type: 'string', default: 'net,ws,quay' },
     'per-process': { type: 'string', default: '5000' },
+    runs: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -73,6 +79,9 @@ interface MemoryRow {
   activeHeapPerConn: number;
   activeExternalPerConn: number;
   activeMsgsPerSec: number;
+  /** Every run's RSS per connection (the row's figure is their median). */
+  idleRssRuns?: number[];
+  activeRssRuns?: number[];
 }
 
 /**
@@ -155,16 +164,37 @@ async function measureServer(name: string, idle: number, active: number, size: n
   return row;
 }
 
+/** The median of each figure over the runs of one server; the RSS of every run kept for the table. */
+function medianRow(runs: readonly MemoryRow[]): MemoryRow {
+  const m = (f: (r: MemoryRow) => number): number => median(runs.map(f));
+  return {
+    ...runs[0]!,
+    idleConnections: m((r) => r.idleConnections),
+    idleFailed: Math.max(...runs.map((r) => r.idleFailed)),
+    idleRssPerConn: m((r) => r.idleRssPerConn),
+    idleHeapPerConn: m((r) => r.idleHeapPerConn),
+    activeConnections: m((r) => r.activeConnections),
+    activeFailed: Math.max(...runs.map((r) => r.activeFailed)),
+    activeRssPerConn: m((r) => r.activeRssPerConn),
+    activeHeapPerConn: m((r) => r.activeHeapPerConn),
+    activeExternalPerConn: m((r) => r.activeExternalPerConn),
+    activeMsgsPerSec: m((r) => r.activeMsgsPerSec),
+    idleRssRuns: runs.map((r) => r.idleRssPerConn),
+    activeRssRuns: runs.map((r) => r.activeRssPerConn),
+  };
+}
+
 function table(rows: readonly MemoryRow[], idle: number, active: number, size: number): string {
   const b = (x: number): string => (Number.isFinite(x) ? fmt(x) : '-');
+  const runsOf = (xs: readonly number[] | undefined): string => (xs === undefined ? '-' : xs.map(b).join(', '));
   const lines = [
-    `| server | idle: RSS / conn (${fmt(idle)} conn) | idle: heap / conn | active: RSS / conn (${fmt(active)} conn x ${fmt(size)} B echo) | active: heap / conn | active: external / conn | active echo msgs/s |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| server | idle: RSS / conn (${fmt(idle)} conn) | idle: RSS per run | idle: heap / conn | active: RSS / conn (${fmt(active)} conn x ${fmt(size)} B echo) | active: RSS per run | active: heap / conn | active: external / conn | active echo msgs/s |`,
+    '| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
     const failed = r.idleFailed + r.activeFailed > 0 ? ` (${r.idleFailed + r.activeFailed} failed to open)` : '';
     lines.push(
-      `| ${r.label}${failed} | ${b(r.idleRssPerConn)} B | ${b(r.idleHeapPerConn)} B | ${b(r.activeRssPerConn)} B | ${b(r.activeHeapPerConn)} B | ${b(r.activeExternalPerConn)} B | ${b(r.activeMsgsPerSec)} |`,
+      `| ${r.label}${failed} | ${b(r.idleRssPerConn)} B | ${runsOf(r.idleRssRuns)} | ${b(r.idleHeapPerConn)} B | ${b(r.activeRssPerConn)} B | ${runsOf(r.activeRssRuns)} | ${b(r.activeHeapPerConn)} B | ${b(r.activeExternalPerConn)} B | ${b(r.activeMsgsPerSec)} |`,
     );
   }
   return lines.join('\n');
@@ -178,14 +208,18 @@ async function main(): Promise<void> {
   const perProcess = Math.min(Number(values['per-process']), MAX_PER_PROCESS);
   const names = values.servers!.split(',');
   for (const n of names) if (SERVERS[n] === undefined) throw new Error(`unknown server ${n}: one of ${Object.keys(SERVERS).join(', ')}`);
-  const rows: MemoryRow[] = [];
-  for (const name of names) rows.push(await measureServer(name, idle, active, size, seconds, perProcess));
+  const runs = Math.max(1, Number(values.runs));
+  const perRun = new Map<string, MemoryRow[]>(names.map((n) => [n, []]));
+  for (let run = 0; run < runs; run++) {
+    for (const name of names) perRun.get(name)!.push(await measureServer(name, idle, active, size, seconds, perProcess));
+  }
+  const rows = names.map((n) => medianRow(perRun.get(n)!));
   const text = table(rows, idle, active, size);
   if (values.json) {
-    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, idle, active, size, seconds, rows, table: text }));
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, idle, active, size, seconds, runs, rows, table: text }));
     return;
   }
-  console.log(`\nMemory per WebSocket connection, Node ${process.version}, after a full GC (server run with --expose-gc)\n`);
+  console.log(`\nMemory per WebSocket connection, Node ${process.version}, after a full GC (server run with --expose-gc), median of ${runs} run(s)\n`);
   console.log(text);
   const q = rows.find((r) => r.server === 'quay');
   const w = rows.find((r) => r.server === 'ws');

@@ -303,6 +303,15 @@ t.test('debug: the leak report names the acquire site', async (t) => {
   leaked.release();
   t.same(pool.leaks(), []);
   t.doesNotThrow(() => pool.assertNoLeaks(), 'passes once everything is released');
+
+  // Many leaks: the message details the first five and counts the rest; the error carries them all.
+  const many = Array.from({ length: 8 }, () => pool.acquire(10));
+  const big = t.throws(() => pool.assertNoLeaks(), BufferLeakError) as BufferLeakError;
+  t.equal(big.leaks.length, 8);
+  t.match(big.message, /^8 pooled buffer\(s\) never released/);
+  t.equal(big.message.match(/acquired at:/g)?.length, 5, 'five detailed in the message');
+  t.match(big.message, /\.\.\. and 3 more \(see \.leaks\)$/);
+  for (const b of many) b.release();
 });
 
 t.test('debug: poison, quarantine, use after release', async (t) => {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { ByteBufferPool } from '../lib/buffers/index.js';
 import type { Test } from 'tap';
 import { createServer as createNodeServer, request as httpRequest, Agent } from 'node:http';
 import { connect } from 'node:net';
@@ -12,10 +13,18 @@ const HOST = '127.0.0.1';
 
 async function startServer(t: Test, handler: Handler | HandlerFunction, options: ServerOptions = {}) {
   const errors: { error: Error; context: ServerErrorContext }[] = [];
-  const server = new Server({ port: 0, host: HOST, onError: (error, context) => void errors.push({ error, context }), ...options }, handler);
+  // A debug pool: every pooled scratch buffer (coalesced writes) must be back when the server has stopped.
+  const pool = new ByteBufferPool({ debug: true });
+  const server = new Server(
+    { port: 0, host: HOST, bufferPool: pool, onError: (error, context) => void errors.push({ error, context }), ...options },
+    handler,
+  );
   const { port } = await server.start();
-  t.teardown(() => server.stop(500));
-  return { server, port, errors };
+  t.teardown(async () => {
+    await server.stop(500);
+    pool.assertNoLeaks();
+  });
+  return { server, port, errors, pool };
 }
 
 /** Sends raw bytes, returns everything the server sent until it closed (or the time bound). */

@@ -20,7 +20,7 @@ async function start(
 ): Promise<{ manager: SelectorManager; port: number; pool: ByteBufferPool; errors: Error[] }> {
   const pool = new ByteBufferPool({ debug: true });
   const errors: Error[] = [];
-  const manager = new SelectorManager({ connectionFactory: factory(pool), onError: (e) => errors.push(e), ...options });
+  const manager = new SelectorManager({ connectionFactory: factory(pool), bufferPool: pool, onError: (e) => errors.push(e), ...options });
   const { port } = await manager.listen({ host: HOST, port: 0 });
   t.teardown(async () => {
     await manager.stop(500);
@@ -251,8 +251,7 @@ t.test('stop(): graceful when the peers read, forced at the deadline when they d
     onClose(): void {}
   }
   const pool = new ByteBufferPool({ debug: true });
-  const manager = new SelectorManager({ connectionFactory: { newConnection: (ep) => new Talker(ep) } });
-  void pool;
+  const manager = new SelectorManager({ connectionFactory: { newConnection: (ep) => new Talker(ep) }, bufferPool: pool });
   const { port } = await manager.listen({ host: HOST, port: 0 });
   const reader = await dial(port);
   let readBytes = 0;
@@ -277,6 +276,50 @@ t.test('stop(): graceful when the peers read, forced at the deadline when they d
   sleeper.destroy();
   reader.destroy();
   endPoints = [];
+  pool.assertNoLeaks();
+});
+
+t.test('small gathered writes are coalesced into a pooled buffer, given back when written or failed', async (t) => {
+  let server!: EndPoint;
+  const { port, pool } = await start(t, () => ({
+    newConnection: (ep) => {
+      server = ep;
+      return { onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose() {} };
+    },
+  }));
+  const peer = await dial(port);
+  peer.on('error', () => {});
+  for (let i = 0; i < 100 && server === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+  // Three writes in one tick: one batch, coalesced into one pooled buffer (<= 16 KiB), in order on the wire.
+  const before = pool.stats();
+  const done: (Error | null)[] = [];
+  server.write(Buffer.from('one,'));
+  server.write([Buffer.from('two,'), Buffer.from('three')], (e) => done.push(e));
+  t.same((await readExactly(peer, 13)).toString(), 'one,two,three');
+  for (let i = 0; i < 100 && done.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  t.same(done, [null]);
+  t.equal(pool.stats().acquired - before.acquired, 1, 'one pooled buffer for the batch');
+  t.equal(pool.stats().outstanding, 0, 'given back once written');
+
+  // The peer stops reading: batches of 2 x 8 KiB (coalesced) until one cannot reach the kernel (bounded: 64 MiB).
+  peer.pause();
+  const half = Buffer.alloc(8 * 1024, 0x62);
+  let stuck: Promise<Error | null> | undefined;
+  let failed = 0;
+  for (let i = 0; i < 4096 && stuck === undefined; i++) {
+    const written = new Promise<Error | null>((resolve) => server.write([half, half], resolve));
+    const settled = await Promise.race([written, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 50))]);
+    if (settled === 'pending') stuck = written;
+    else if (settled !== null) failed++;
+  }
+  t.equal(failed, 0, 'the writes before it succeeded');
+  t.ok(stuck !== undefined, 'a coalesced write got stuck behind the peer');
+  t.equal(pool.stats().outstanding, 1, 'its pooled buffer is held while Node still needs the bytes');
+  server.close(); // the socket dies with the write in flight
+  t.type(await stuck, EndPointClosedError, 'the write failed');
+  for (let i = 0; i < 100 && pool.stats().outstanding !== 0; i++) await new Promise((r) => setTimeout(r, 5));
+  t.equal(pool.stats().outstanding, 0, 'and its buffer went back to the pool');
+  peer.destroy();
 });
 
 t.test('connect(): the client side over the same layer', async (t) => {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { ByteBufferPool } from '../lib/buffers/index.js';
 import type { Test } from 'tap';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
@@ -79,8 +80,13 @@ class Recorder implements WebSocketListener {
 
 /** A private client per test, stopped at teardown, so its stats are the test's own. */
 function newClient(t: Test, tickMs?: number): WebSocketClient {
-  const client = new WebSocketClient(tickMs === undefined ? {} : { tickMs });
-  t.teardown(() => client.stop(500));
+  // A debug pool: every pooled scratch buffer must be back once the client has stopped.
+  const pool = new ByteBufferPool({ debug: true });
+  const client = new WebSocketClient(tickMs === undefined ? { bufferPool: pool } : { tickMs, bufferPool: pool });
+  t.teardown(async () => {
+    await client.stop(500);
+    pool.assertNoLeaks();
+  });
   return client;
 }
 

@@ -7,6 +7,7 @@
  * keepalive pings fire up to one tick late; the tests pick values whose order survives that granularity.
  */
 import t from 'tap';
+import { ByteBufferPool } from '../lib/buffers/index.js';
 import type { Test } from 'tap';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
@@ -120,12 +121,17 @@ interface Started {
 
 async function startServer(t: Test, router: Router, options: ServerOptions = {}): Promise<Started> {
   const serverErrors: { error: Error; context: ServerErrorContext }[] = [];
+  // A debug pool: every pooled scratch buffer (coalesced writes, message fragments) must be back after stop().
+  const pool = new ByteBufferPool({ debug: true });
   const server = new Server(
-    { port: 0, host: HOST, onError: (error, context) => void serverErrors.push({ error, context }), ...options },
+    { port: 0, host: HOST, bufferPool: pool, onError: (error, context) => void serverErrors.push({ error, context }), ...options },
     router,
   );
   const { port } = await server.start();
-  t.teardown(() => server.stop(300));
+  t.teardown(async () => {
+    await server.stop(300);
+    pool.assertNoLeaks();
+  });
   return { server, port, serverErrors };
 }
 

@@ -22,6 +22,9 @@ export interface BufferLeak {
 }
 
 /** `assertNoLeaks()` found buffers acquired and never released; the message lists where each was acquired. */
+/** How many leaks a BufferLeakError's message details. */
+const LEAKS_IN_MESSAGE = 5;
+
 export class BufferLeakError extends Error {
   /** Stable error code. */
   readonly code = 'BUFFER_LEAK';
@@ -29,9 +32,12 @@ export class BufferLeakError extends Error {
   readonly leaks: readonly BufferLeak[];
   /** @param leaks the outstanding buffers (at least one) */
   constructor(leaks: readonly BufferLeak[]) {
+    // The message shows the first few (a leak usually repeats one site); `leaks` has them all.
+    const shown = leaks.slice(0, LEAKS_IN_MESSAGE);
     super(
       `${leaks.length} pooled buffer(s) never released:\n` +
-        leaks.map((l, i) => `#${i + 1} ${l.capacity} bytes, refCount ${l.refCount}, acquired at:\n${l.acquiredAt}`).join('\n'),
+        shown.map((l, i) => `#${i + 1} ${l.capacity} bytes, refCount ${l.refCount}, acquired at:\n${l.acquiredAt}`).join('\n') +
+        (leaks.length > shown.length ? `\n... and ${leaks.length - shown.length} more (see .leaks)` : ''),
     );
     this.name = 'BufferLeakError';
     this.leaks = leaks;

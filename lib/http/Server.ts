@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import { SelectorManager } from '../io/SelectorManager.js';
 import type { SelectorManagerStats } from '../io/SelectorManager.js';
 import type { EndPoint } from '../io/EndPoint.js';
@@ -26,6 +27,8 @@ export interface ServerOptions extends HttpConnectionOptions {
   /** Write-side watermarks of every connection (bytes). */
   highWatermark?: number;
   lowWatermark?: number;
+  /** Scratch buffers of every connection (pooled, reused). Default: the process-wide `defaultBufferPool()`. */
+  bufferPool?: ByteBufferPool;
   /**
    * Told of every handler error (then answered 500 or closed), every rejected request (400, 413, 431...), every
    * upgrade that no handler took, and every connection closed by an I/O error. Default: `console.error` for
@@ -71,6 +74,7 @@ export class Server implements HttpErrorReporter {
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(options.idleTickMs === undefined ? {} : { idleTickMs: options.idleTickMs }),
+      ...(options.bufferPool === undefined ? {} : { bufferPool: options.bufferPool }),
       ...(options.highWatermark === undefined ? {} : { highWatermark: options.highWatermark }),
       ...(options.lowWatermark === undefined ? {} : { lowWatermark: options.lowWatermark }),
       onError: (error, endPoint) =>

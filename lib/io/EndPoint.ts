@@ -1,3 +1,5 @@
+import { defaultBufferPool } from '../buffers/ByteBufferPool.js';
+import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import type { Connection } from './Connection.js';
 import type { Clock } from './Clock.js';
 import { systemClock } from './Clock.js';
@@ -36,6 +38,12 @@ export interface EndPointOptions extends WatermarkOptions {
   idleTimeoutMs?: number;
   /** Told when the endpoint closes. */
   owner?: EndPointOwner;
+  /**
+   * Where the endpoint and its connections take the scratch buffers that do not outlive an operation (a gathered
+   * write's coalescing buffer, a fragmented WebSocket message's parts). Default: the process-wide
+   * `defaultBufferPool()`. Tests pass a debug pool and assert that nothing leaked.
+   */
+  bufferPool?: ByteBufferPool;
 }
 
 /** Why reading is held: by the connection (fill interest withdrawn) or by an upgrade in progress. */
@@ -65,6 +73,8 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   idleSlot = -1;
 
   protected readonly flusher: WriteFlusher;
+  /** Scratch buffers of this endpoint and its connections (see `EndPointOptions.bufferPool`). */
+  readonly bufferPool: ByteBufferPool;
   /** The clock of the endpoint's idle-timeout scheduler (the system clock without one); connections time with it. */
   readonly clock: Clock;
   /**
@@ -93,6 +103,7 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
 
   protected constructor(options: EndPointOptions = {}) {
     this.flusher = new WriteFlusher(this, options);
+    this.bufferPool = options.bufferPool ?? defaultBufferPool();
     this.scheduler = options.scheduler;
     this.clock = this.scheduler?.clock ?? systemClock;
     this.owner = options.owner;

@@ -1,5 +1,6 @@
 import { createServer, connect as netConnect } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import type { ConnectionFactory } from './Connection.js';
 import type { EndPoint, EndPointOwner } from './EndPoint.js';
 import { SocketEndPoint } from './SocketEndPoint.js';
@@ -17,6 +18,8 @@ export interface SelectorManagerOptions extends WatermarkOptions {
   maxConnections?: number;
   /** The idle-timeout scheduler; default: one owned (and closed) by this manager. */
   scheduler?: IdleTimeoutScheduler;
+  /** Scratch buffers of every endpoint (see `EndPointOptions.bufferPool`). Default: `defaultBufferPool()`. */
+  bufferPool?: ByteBufferPool;
   /** Sweep period in ms of the scheduler this manager makes when `scheduler` is not given. Default 1000. */
   idleTickMs?: number;
   /**
@@ -244,6 +247,7 @@ export class SelectorManager implements EndPointOwner {
       scheduler: this.scheduler,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 30_000,
       owner: this,
+      ...(this.options.bufferPool === undefined ? {} : { bufferPool: this.options.bufferPool }),
       ...(this.options.highWatermark === undefined ? {} : { highWatermark: this.options.highWatermark }),
       ...(this.options.lowWatermark === undefined ? {} : { lowWatermark: this.options.lowWatermark }),
     });

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { RetainableBuffer } from '../buffers/RetainableBuffer.js';
 import { EndPoint } from './EndPoint.js';
 import type { EndPointOptions } from './EndPoint.js';
 
@@ -30,6 +31,8 @@ export class SocketEndPoint extends EndPoint {
   private _localAddress: string | undefined;
   private _localPort = 0;
   private writeDone: ((error?: Error | null) => void) | undefined;
+  /** The pooled buffer of the coalesced write in flight; released when Node reports that write done or failed. */
+  private coalesced: RetainableBuffer | undefined;
 
   constructor(socket: Socket, options: EndPointOptions = {}) {
     super(options);
@@ -73,7 +76,15 @@ export class SocketEndPoint extends EndPoint {
    */
   transmit(buffers: Buffer[], byteCount: number): void {
     const socket = this.socket;
-    const done = (this.writeDone ??= (error?: Error | null) => this.flusher.completed(error ?? null));
+    const done = (this.writeDone ??= (error?: Error | null) => {
+      const coalesced = this.coalesced;
+      if (coalesced !== undefined) {
+        // Node is done with the bytes (written, or the write failed): the memory may serve the next write.
+        this.coalesced = undefined;
+        coalesced.release();
+      }
+      this.flusher.completed(error ?? null);
+    });
     const last = buffers.length - 1;
     if (last === 0) {
       socket.write(buffers[0]!, done);
@@ -82,8 +93,19 @@ export class SocketEndPoint extends EndPoint {
     if (byteCount <= COALESCE_BYTES) {
       // Small batches (a response head and its body, a few WebSocket frames): one copy into one buffer costs
       // less than Node's writev path (a chunk object per buffer, cork/uncork bookkeeping). Measured with
-      // perf/http-bench.js: see perf/RESULTS.md.
-      socket.write(Buffer.concat(buffers, byteCount), done);
+      // perf/http-bench.js: see perf/RESULTS.md. The buffer comes from the pool and goes back when the write is
+      // done (one write in flight per endpoint, so one buffer at a time): no allocation per batch.
+      const coalesced = (this.coalesced = this.bufferPool.acquire(byteCount));
+      const target = coalesced.buffer;
+      let at = 0;
+      for (let i = 0; i <= last; i++) at += buffers[i]!.copy(target, at);
+      try {
+        socket.write(target, done);
+      } catch (e) {
+        this.coalesced = undefined;
+        coalesced.release();
+        throw e;
+      }
       return;
     }
     socket.cork();

@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { IdleTimeoutScheduler } from '../io/IdleTimeoutScheduler.js';
@@ -61,6 +62,8 @@ export interface WebSocketClientOptions extends WatermarkOptions {
   idleTimeoutMs?: number;
   /** Told of every connection that closed because of an error (as `SelectorManagerOptions.onError`). */
   onError?: (error: Error, endPoint: EndPoint | undefined) => void;
+  /** Scratch buffers of the connections (pooled, reused). Default: the process-wide `defaultBufferPool()`. */
+  bufferPool?: ByteBufferPool;
 }
 
 /**
@@ -96,6 +99,7 @@ export class WebSocketClient {
       connectionFactory: NO_ACCEPT,
       scheduler,
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      ...(options.bufferPool === undefined ? {} : { bufferPool: options.bufferPool }),
       ...(options.highWatermark === undefined ? {} : { highWatermark: options.highWatermark }),
       ...(options.lowWatermark === undefined ? {} : { lowWatermark: options.lowWatermark }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
