@@ -56,6 +56,8 @@ export type { StaticHandlerOptions } from './http/StaticHandler.js';
 // lib/websocket
 export { WebSocketUpgradeHandler, hasToken, parseProtocols } from './websocket/WebSocketUpgradeHandler.js';
 export type { AcceptResult, WebSocketAccept, WebSocketRefusal, WebSocketUpgradeHandlerOptions } from './websocket/WebSocketUpgradeHandler.js';
+export { ExtensionHeaderError, parseExtensions } from './websocket/PerMessageDeflate.js';
+export type { ExtensionOffer, PerMessageDeflateOptions } from './websocket/PerMessageDeflate.js';
 export { WebSocketSession, ReadyState } from './websocket/WebSocketSession.js';
 export { WebSocketConnection, resolveSettings } from './websocket/WebSocketConnection.js';
 export type { WebSocketConnectionOptions, WebSocketConnectionState, WebSocketSettings } from './websocket/WebSocketConnection.js';

@@ -4,6 +4,7 @@
  *
  *   npm run build && node dist/perf/ws-memory.js [--idle 10000] [--active 1000] [--size 16384] [--seconds 5]
  *                                                [--servers quay,ws,net] [--per-process 5000] [--runs 3] [--json]
+ *                                                [--server-flags=--max-semi-space-size=1]
  *
  * idle: a fresh server (`node --expose-gc`, pinned to core 0) is warmed up (100 connections opened and closed,
  * so that JIT code and lazily loaded modules are not counted), its memory read after a full GC from its /stats
@@ -19,6 +20,10 @@
  * the median of its runs, with every run's RSS per connection printed beside it: RSS after a GC is mostly the
  * allocator's state (freed ArrayBuffer memory that glibc keeps), which swings by tens of percent between
  * identical runs, so one run decides nothing.
+ *
+ * --server-flags: extra node flags for every server (not the openers), e.g. `--max-semi-space-size=1` to cap V8's
+ * young generation, which is most of the active figure of a server that allocates little per message
+ * (perf/RESULTS.md).
  *
  * The connections come from perf/opener (just enough WebSocket, no quay-load): this benchmark depends on
  * nothing but the servers.
@@ -38,11 +43,13 @@ const { values } = parseArgs({
     servers: { type: 'string', default: 'net,ws,quay' },
     'per-process': { type: 'string', default: '5000' },
     runs: { type: 'string', default: '3' },
+    'server-flags': { type: 'string', default: '' },
     json: { type: 'boolean', default: false },
   },
 });
 
 const SETTLE_MS = 1000;
+const SERVER_FLAGS = values['server-flags']!.split(' ').filter((f) => f !== '');
 const SERVERS: Record<string, { script: string; label: string }> = {
   quay: { script: 'echo-quay', label: 'quay' },
   ws: { script: 'echo-ws', label: 'ws 8 (perMessageDeflate off)' },
@@ -92,7 +99,7 @@ interface MemoryRow {
  * per connection, not per process.
  */
 async function freshServer(script: string, perProcess: number, size: number, warmMs: number): Promise<{ server: ServerProcess; before: Stats }> {
-  const server = await startServerProcess(script, { nodeFlags: ['--expose-gc'] });
+  const server = await startServerProcess(script, { nodeFlags: ['--expose-gc', ...SERVER_FLAGS] });
   const warm = await openMany(server.port, 100, 'active', size, perProcess);
   await sleep(warmMs);
   for (const o of warm) await o.close();
@@ -216,10 +223,10 @@ async function main(): Promise<void> {
   const rows = names.map((n) => medianRow(perRun.get(n)!));
   const text = table(rows, idle, active, size);
   if (values.json) {
-    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, idle, active, size, seconds, runs, rows, table: text }));
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, idle, active, size, seconds, runs, serverFlags: SERVER_FLAGS, rows, table: text }));
     return;
   }
-  console.log(`\nMemory per WebSocket connection, Node ${process.version}, after a full GC (server run with --expose-gc), median of ${runs} run(s)\n`);
+  console.log(`\nMemory per WebSocket connection, Node ${process.version}, after a full GC (server run with --expose-gc${SERVER_FLAGS.map((f) => ` ${f}`).join('')}), median of ${runs} run(s)\n`);
   console.log(text);
   const q = rows.find((r) => r.server === 'quay');
   const w = rows.find((r) => r.server === 'ws');

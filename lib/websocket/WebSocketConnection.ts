@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Connection } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import type { TimerHandle } from '../io/Clock.js';
@@ -5,13 +6,14 @@ import type { WriteCallback } from '../io/WriteFlusher.js';
 import { IdleTimeoutError, PeerClosedError } from '../io/errors.js';
 import { CloseStatus } from './CloseStatus.js';
 import { FrameGenerator } from './FrameGenerator.js';
-import { FrameParser } from './FrameParser.js';
+import { DEFAULT_FRAME_PARSER_LIMITS, FrameParser } from './FrameParser.js';
 import type { FrameParserListener } from './FrameParser.js';
 import { OpCode } from './OpCode.js';
 import type { DataOpCode } from './OpCode.js';
 import { FrameEncodeError, ProtocolError, WebSocketSessionError } from './errors.js';
 import type { OverflowPolicy, WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import { WebSocketSession } from './WebSocketSession.js';
+import type { MessageDeflate } from './PerMessageDeflate.js';
 
 /**
  * The close handshake (RFC 6455 §7), one state per step:
@@ -83,6 +85,8 @@ export interface WebSocketConnectionOptions {
   extensions?: string;
   /** The request path of the upgrade (server) or the URL path (client), for dumps and the application. */
   path?: string;
+  /** permessage-deflate, when the handshake agreed it (RFC 7692): RSV1 is then allowed on data messages. */
+  deflate?: MessageDeflate;
 }
 
 /**
@@ -91,8 +95,8 @@ export interface WebSocketConnectionOptions {
  */
 class FrameEvents implements FrameParserListener {
   constructor(private readonly connection: WebSocketConnection) {}
-  onMessage(opcode: DataOpCode, data: Buffer): boolean {
-    return this.connection.onMessage(opcode, data);
+  onMessage(opcode: DataOpCode, data: Buffer, compressed: boolean): boolean {
+    return this.connection.onMessage(opcode, compressed ? this.connection.inflate(opcode, data) : data);
   }
   onPing(payload: Buffer): boolean {
     return this.connection.onPing(payload);
@@ -122,6 +126,8 @@ export class WebSocketConnection implements Connection {
   private readonly parser: FrameParser;
   private readonly generator: FrameGenerator;
   private readonly settings: WebSocketSettings;
+  /** permessage-deflate, when agreed. */
+  private readonly deflate: MessageDeflate | undefined;
   private _state: WebSocketConnectionState = 'OPEN';
   /** Data frames waiting for the endpoint to become writable. */
   /** The shared empty NO_QUEUE until data must wait: an idle session carries no array of its own. */
@@ -157,7 +163,9 @@ export class WebSocketConnection implements Connection {
       maxFrameBytes: settings.maxFrameBytes,
       maxMessageBytes: settings.maxMessageBytes,
       maxFragments: settings.maxFragments,
+      allowRsv1: options.deflate !== undefined,
     });
+    this.deflate = options.deflate;
     this.generator = options.role === 'server' ? SERVER_GENERATOR : CLIENT_GENERATOR;
     // Idle timeout, resolved once: the handler's option, else the connection's current value (inherited from
     // HTTP); the session may change it later. Nothing restores the HTTP value: the endpoint is ours now.
@@ -265,6 +273,18 @@ export class WebSocketConnection implements Connection {
   }
 
   // ------------------------------------------------------------------------------------ frames (via FrameEvents)
+
+  /**
+   * @internal A compressed message, inflated (RFC 7692 §7.2.2) and, for text, validated (the parser cannot
+   * validate compressed bytes). Throws ProtocolError (1007, 1009), which fails the connection like a frame error.
+   */
+  inflate(opcode: DataOpCode, data: Buffer): Buffer {
+    const message = this.deflate!.decompress(data, this.settings.maxMessageBytes ?? DEFAULT_FRAME_PARSER_LIMITS.maxMessageBytes);
+    if (opcode === OpCode.TEXT && !isUtf8(message)) {
+      throw new ProtocolError(1007, 'WS_INVALID_UTF8', 'text message is not valid UTF-8 after inflating (RFC 6455 §8.1)');
+    }
+    return message;
+  }
 
   /** @internal A whole message; returns true to stop parsing (reads held, or the session is ending). */
   onMessage(opcode: DataOpCode, data: Buffer): boolean {
@@ -378,12 +398,22 @@ export class WebSocketConnection implements Connection {
 
   /** @internal Encodes and sends a data message. */
   send(opcode: DataOpCode, data: Buffer | string, callback: WriteCallback | undefined): boolean {
+    const deflate = this.deflate;
     if (typeof data === 'string') {
-      if (opcode === OpCode.TEXT) {
+      // A string under the threshold in characters is under it in bytes too (UTF-8 is at least one per character).
+      if (opcode === OpCode.TEXT && (deflate === undefined || !deflate.wants(data.length * 3))) {
         const frames = this.generator.encodeText(data);
         return this.sendFrames(frames, frames[0]!.length, callback);
       }
       data = Buffer.from(data, 'utf8');
+    }
+    if (deflate !== undefined && deflate.wants(data.length)) {
+      // RFC 7692 §6: RSV1 on the first (here: only) frame marks the message compressed.
+      const compressed = deflate.compress(data);
+      if (compressed !== undefined) {
+        const frames = this.generator.encode(opcode, compressed, true, true);
+        return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);
+      }
     }
     const frames = this.generator.encode(opcode, data);
     return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);

@@ -4,7 +4,9 @@ import type { Response } from '../http/Response.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { acceptKey, isValidClientKey } from './acceptKey.js';
 import { WebSocketConnection, resolveSettings } from './WebSocketConnection.js';
-import type { WebSocketSettings } from './WebSocketConnection.js';
+import type { WebSocketConnectionOptions, WebSocketSettings } from './WebSocketConnection.js';
+import { MessageDeflate, negotiateDeflate, parseExtensions, resolveDeflateSettings } from './PerMessageDeflate.js';
+import type { DeflateAgreement, DeflateSettings, PerMessageDeflateOptions } from './PerMessageDeflate.js';
 import type { WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 
 /** `accept` takes the session: the listener, and optionally the subprotocol and extra 101 headers. */
@@ -45,6 +47,12 @@ export interface WebSocketUpgradeHandlerOptions extends WebSocketSessionOptions 
    * Origin, so this is the defence against cross-site WebSocket hijacking (RFC 6455 §10.2).
    */
   origins?: readonly string[] | ((origin: string | undefined, request: Request) => boolean);
+  /**
+   * permessage-deflate (RFC 7692): `true` or options to accept a client's offer (browsers offer it). Default false,
+   * as in ws: compression costs CPU on both sides and helps only compressible messages over slow links. quay keeps
+   * no zlib stream per session (see PerMessageDeflate.ts): at most a 32 KiB window of what the client sent.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /**
@@ -58,6 +66,7 @@ export class WebSocketUpgradeHandler implements Handler {
   private readonly acceptFn: WebSocketUpgradeHandlerOptions['accept'];
   private readonly subprotocols: readonly string[];
   private readonly origins: WebSocketUpgradeHandlerOptions['origins'];
+  private readonly deflate: DeflateSettings | undefined;
 
   constructor(options: WebSocketUpgradeHandlerOptions) {
     if (typeof options.accept !== 'function') throw new TypeError('WebSocketUpgradeHandler needs an accept function');
@@ -68,6 +77,7 @@ export class WebSocketUpgradeHandler implements Handler {
       if (!isToken(p)) throw new TypeError(`subprotocol ${JSON.stringify(p)} is not an RFC 9110 token`);
     }
     this.origins = options.origins;
+    this.deflate = resolveDeflateSettings(options.perMessageDeflate);
   }
 
   handle(request: Request, response: Response): boolean | Promise<boolean> {
@@ -81,8 +91,12 @@ export class WebSocketUpgradeHandler implements Handler {
       return true;
     }
     let offered: string[];
+    let deflate: DeflateAgreement | undefined;
     try {
       offered = parseProtocols(request.headers.getCombined('sec-websocket-protocol'));
+      // RFC 6455 §9.1: a malformed extension list is refused (400); one we do not speak is ignored (§4.2.2 item 5.5).
+      const extensions = this.deflate === undefined ? undefined : request.headers.getCombined('sec-websocket-extensions');
+      if (extensions !== undefined) deflate = negotiateDeflate(parseExtensions(extensions));
     } catch (e) {
       void response.send(400, `${(e as Error).message}\n`, 'text/plain; charset=utf-8');
       return true;
@@ -90,11 +104,11 @@ export class WebSocketUpgradeHandler implements Handler {
     const result = this.acceptFn(request, offered);
     if (isThenable(result)) {
       return result.then((r) => {
-        this.finish(request, response, offered, r);
+        this.finish(request, response, offered, r, deflate);
         return true;
       });
     }
-    this.finish(request, response, offered, result);
+    this.finish(request, response, offered, result, deflate);
     return true;
   }
 
@@ -137,7 +151,13 @@ export class WebSocketUpgradeHandler implements Handler {
     return undefined;
   }
 
-  private finish(request: Request, response: Response, offered: readonly string[], result: AcceptResult): void {
+  private finish(
+    request: Request,
+    response: Response,
+    offered: readonly string[],
+    result: AcceptResult,
+    deflate: DeflateAgreement | undefined,
+  ): void {
     if (result === null || typeof result !== 'object') {
       throw new TypeError('accept must return a listener, { listener, protocol? } or { status, reason? }');
     }
@@ -164,13 +184,19 @@ export class WebSocketUpgradeHandler implements Handler {
       'Sec-WebSocket-Accept': acceptKey(request.headers.get('sec-websocket-key')!.trim()),
     };
     if (protocol !== undefined) fields['Sec-WebSocket-Protocol'] = protocol;
+    if (deflate !== undefined) fields['Sec-WebSocket-Extensions'] = deflate.response;
     const settings = this.settings;
+    const deflateSettings = this.deflate;
     const listener = accepted.listener;
     const path = request.path;
-    response.upgrade(
-      fields,
-      (endPoint: EndPoint) => new WebSocketConnection(endPoint, listener, { role: 'server', settings, protocol: protocol ?? '', path }),
-    );
+    response.upgrade(fields, (endPoint: EndPoint) => {
+      const options: WebSocketConnectionOptions = { role: 'server', settings, protocol: protocol ?? '', path };
+      if (deflate !== undefined && deflateSettings !== undefined) {
+        options.deflate = new MessageDeflate(deflateSettings, deflate);
+        options.extensions = deflate.response;
+      }
+      return new WebSocketConnection(endPoint, listener, options);
+    });
   }
 }
 

@@ -32,7 +32,9 @@ export type ProtocolErrorCode =
   /** 1009: a message in more frames than the parser's `maxFragments` (see FrameParserOptions for why 1009). */
   | 'WS_TOO_MANY_FRAGMENTS'
   /** 1002: a 64-bit payload length with the most significant bit set (§5.2). */
-  | 'WS_64BIT_LENGTH';
+  | 'WS_64BIT_LENGTH'
+  /** 1007: a compressed message (permessage-deflate, RFC 7692 §7.2.2) that is not valid DEFLATE data. */
+  | 'WS_INVALID_COMPRESSED_DATA';
 
 /**
  * The peer broke RFC 6455 (or a configured limit). `closeCode` is the status to send in the close frame
