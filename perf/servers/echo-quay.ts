@@ -2,7 +2,7 @@
  * Benchmark target: quay. WebSocket echo at /echo (every message back to its sender, text as text, binary as
  * binary), broadcast at /broadcast (every message to every session of /broadcast, the sender included, encoded
  * once by `broadcast()`), HTTP hello at /hello, the process's memory as JSON at /stats and a heap snapshot at /heapsnapshot (stats.ts).
- * No compression (quay has no permessage-deflate yet). Prints `listening PORT`; `--port N`.
+ * No compression (permessage-deflate is off by default, as in the ws peer). Prints `listening PORT`; `--port N`.
  *
  *   node [--expose-gc] dist/perf/servers/echo-quay.js [--port 0] [--idle-timeout-ms 300000]
  */
