@@ -112,6 +112,7 @@ const quayTarget: Target = {
     const log: ServerLog = { closes: [], pongs: [], remotes: [] };
     const handler = new WebSocketUpgradeHandler({
       subprotocols: ['chat', 'superchat'],
+      perMessageDeflate: { threshold: 64 }, // used only when the client offers it
       accept: (request) => {
         if (request.path === '/refuse') return { status: 403, reason: 'go away' };
         log.remotes.push(request.remoteAddress);
@@ -147,6 +148,7 @@ const wsTarget: Target = {
     const wss = new WebSocketServer({
       host: HOST,
       port: 0,
+      perMessageDeflate: { threshold: 64 }, // used only when the client offers it; context takeover on its side
       handleProtocols: (protocols) => (protocols.has('chat') ? 'chat' : protocols.has('superchat') ? 'superchat' : false),
     });
     await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
@@ -255,6 +257,36 @@ for (const target of [quayTarget, wsTarget]) {
       t.same((await recorder.closed)[0], 1000);
       t.ok(await eventually(() => client.stats().open === 0), 'the socket is closed');
       t.same(recorder.errors, []);
+    });
+
+    t.test('permessage-deflate offered: agreed, compressed both ways, the server\'s context takeover followed', async (t) => {
+      const { url } = await target.start(t);
+      const client = newClient(t);
+      const recorder = new Recorder();
+      const session = await client.connect(url, { listener: recorder, perMessageDeflate: { threshold: 64 } });
+      t.match(session.extensions, /^permessage-deflate\b.*client_no_context_takeover/, `agreed: ${session.extensions}`);
+      const random = mulberry32(99);
+      let bytes = 0;
+      for (let i = 0; i < 40; i++) {
+        // Similar messages: a server with context takeover (ws) refers back to earlier ones.
+        const text = `message ${i}: ` + 'the same words again '.repeat(10 + Math.floor(random() * 200));
+        bytes += Buffer.byteLength(text) * 2;
+        await session.sendText(text);
+        if ((await recorder.next()) !== text) {
+          t.fail(`echo ${i} differs`);
+          return;
+        }
+      }
+      const big = Buffer.alloc(1024 * 1024, 7);
+      await session.sendBinary(big);
+      const echoed = await recorder.next();
+      t.ok(Buffer.isBuffer(echoed) && echoed.equals(big), 'a 1 MiB binary echo');
+      bytes += 2 * big.length;
+      const stats = client.stats();
+      t.ok(stats.bytesIn + stats.bytesOut < bytes / 5, `${stats.bytesIn + stats.bytesOut} bytes on the wire for ${bytes} of messages`);
+      t.same(recorder.errors, []);
+      session.close();
+      await recorder.closed;
     });
 
     t.test('a 4 MiB message both ways', async (t) => {
@@ -560,6 +592,29 @@ t.test('a subprotocol that was not offered', async (t) => {
 
 t.test('an extension that was not offered', async (t) => {
   await failure(t, 'WS_HANDSHAKE_EXTENSION', (socket, key) => socket.write(switching(key, 'Sec-WebSocket-Extensions: permessage-deflate\r\n')));
+});
+
+t.test('permessage-deflate offered: the offer, and answers that break RFC 7692 fail the handshake', async (t) => {
+  const raw = await rawServer(t, (socket, key) => socket.write(switching(key)));
+  const client = newClient(t);
+  const session = await client.connect(raw.url, { perMessageDeflate: true });
+  t.match(raw.heads[0], /\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover(\r\n|$)/, 'the offer');
+  t.equal(session.extensions, '', 'a server may decline: no compression');
+  session.terminate();
+  for (const answer of [
+    'permessage-deflate; client_max_window_bits=10', // not offered (§7.1.2.2)
+    'permessage-deflate; server_max_window_bits=16',
+    'permessage-deflate; server_no_context_takeover; server_no_context_takeover',
+    'permessage-deflate; foo',
+    'permessage-deflate, permessage-deflate',
+    'x-webkit-deflate-frame',
+    'permessage-deflate; ;',
+  ]) {
+    const error = await failure(t, 'WS_HANDSHAKE_EXTENSION', (socket, key) => socket.write(switching(key, `Sec-WebSocket-Extensions: ${answer}\r\n`)), {
+      perMessageDeflate: true,
+    });
+    t.ok(error.message.length > 0, `${answer}: ${error.message}`);
+  }
 });
 
 t.test('garbage instead of HTTP', async (t) => {

@@ -48,16 +48,16 @@ t.test('negotiateDeflate: RFC 7692 §7 offers and the response', async (t) => {
   const n = (header: string): DeflateAgreement | undefined => negotiateDeflate(parseExtensions(header));
   t.same(n('permessage-deflate'), {
     response: 'permessage-deflate; server_no_context_takeover',
-    clientNoContextTakeover: false,
-    serverWindowBits: 15,
+    inflateWindow: true,
+    deflateWindowBits: 15,
   }, 'server_no_context_takeover always (§7.1.1.1 allows it unasked)');
   t.equal(n('permessage-deflate; client_no_context_takeover')?.response, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
-  t.equal(n('permessage-deflate; client_no_context_takeover')?.clientNoContextTakeover, true);
+  t.equal(n('permessage-deflate; client_no_context_takeover')?.inflateWindow, false, 'no window kept for such a client');
   t.equal(n('permessage-deflate; server_max_window_bits=10')?.response, 'permessage-deflate; server_no_context_takeover; server_max_window_bits=10');
-  t.equal(n('permessage-deflate; server_max_window_bits="12"')?.serverWindowBits, 12, 'a quoted value (§7.1.2.1)');
+  t.equal(n('permessage-deflate; server_max_window_bits="12"')?.deflateWindowBits, 12, 'a quoted value (§7.1.2.1)');
   t.ok(n('permessage-deflate; client_max_window_bits'), 'client_max_window_bits without a value');
   t.ok(n('permessage-deflate; client_max_window_bits=9'), 'and with one');
-  t.equal(n('PerMessage-Deflate; Server_No_Context_Takeover')?.serverWindowBits, 15, 'names are case-insensitive');
+  t.equal(n('PerMessage-Deflate; Server_No_Context_Takeover')?.deflateWindowBits, 15, 'names are case-insensitive');
   // Declined offers (§7: unknown, duplicated or invalid parameters); declining every offer means no compression.
   for (const declined of [
     'permessage-deflate; foo',
@@ -73,8 +73,8 @@ t.test('negotiateDeflate: RFC 7692 §7 offers and the response', async (t) => {
     t.equal(n(declined), undefined, declined);
   }
   t.equal(
-    n('permessage-deflate; server_max_window_bits=8, permessage-deflate; client_no_context_takeover')?.clientNoContextTakeover,
-    true,
+    n('permessage-deflate; server_max_window_bits=8, permessage-deflate; client_no_context_takeover')?.inflateWindow,
+    false,
     'the first acceptable offer wins',
   );
   t.throws(() => resolveDeflateSettings({ threshold: -1 }), RangeError);
@@ -103,7 +103,7 @@ function peerCompressor(): { stream: DeflateRaw; compress(data: Buffer): Promise
   };
 }
 
-const AGREED: DeflateAgreement = { response: '', clientNoContextTakeover: false, serverWindowBits: 15 };
+const AGREED: DeflateAgreement = { response: '', inflateWindow: true, deflateWindowBits: 15 };
 
 t.test('MessageDeflate: stateless compression, inflation with the client\'s window', async (t) => {
   const settings = resolveDeflateSettings({ threshold: 16 })!;
@@ -140,7 +140,7 @@ t.test('MessageDeflate: stateless compression, inflation with the client\'s wind
 
   // The same stream against an inflater without the window fails: the window is what made it work.
   const second = await peer.compress(Buffer.from('alpha beta gamma delta epsilon zeta eta theta '.repeat(20)));
-  const fresh = new MessageDeflate(settings, { ...AGREED, clientNoContextTakeover: true });
+  const fresh = new MessageDeflate(settings, { ...AGREED, inflateWindow: false });
   t.throws(() => fresh.decompress(second, 1e6), { code: 'WS_INVALID_COMPRESSED_DATA', closeCode: 1007 });
 });
 

@@ -60,9 +60,10 @@ const EMPTY = Buffer.alloc(0);
  * response as follows") and returns the agreed subprotocol ('' for none).
  * @param key our `Sec-WebSocket-Key`, as sent.
  * @param offered the subprotocols we offered (empty: none).
+ * @param extensionsOffered we offered an extension: its answer is not checked here (see `acceptDeflateResponse`).
  * @throws HandshakeError with the code of the first rule broken.
  */
-export function checkHandshakeResponse(head: HttpResponseHead, key: string, offered: readonly string[]): string {
+export function checkHandshakeResponse(head: HttpResponseHead, key: string, offered: readonly string[], extensionsOffered = false): string {
   const fields = head.fields;
   // Rule 1: "If the status code received from the server is not 101, the client handles the response per HTTP
   // [RFC2616] procedures" (here: the caller turns any other status into 'WS_HANDSHAKE_STATUS').
@@ -92,9 +93,10 @@ export function checkHandshakeResponse(head: HttpResponseHead, key: string, offe
     );
   }
   // Rule 5: "If the response includes a |Sec-WebSocket-Extensions| header field and this header field indicates
-  // the use of an extension that was not present in the client's handshake" -> fail. We offer none.
+  // the use of an extension that was not present in the client's handshake" -> fail. When we offered
+  // permessage-deflate (`extensionsOffered`) the caller checks the answer against the offer (RFC 7692 §7).
   const extensions = fields.getCombined('sec-websocket-extensions');
-  if (extensions !== undefined && extensions.trim() !== '') {
+  if (!extensionsOffered && extensions !== undefined && extensions.trim() !== '') {
     throw new HandshakeError('WS_HANDSHAKE_EXTENSION', `the server selected extensions we did not offer: ${clip(extensions)}`, { status: 101 });
   }
   // Rule 6: a subprotocol "that was not present in the client's handshake" -> fail. The server selects one

@@ -20,7 +20,7 @@ import { ProtocolError } from './errors.js';
  * §6 allows at any time.
  */
 
-/** Options of permessage-deflate (server side). */
+/** Options of permessage-deflate (server's handler or client's connect). */
 export interface PerMessageDeflateOptions {
   /** Messages shorter than this (bytes) are sent uncompressed. Default 1024 (as ws). */
   threshold?: number;
@@ -28,14 +28,18 @@ export interface PerMessageDeflateOptions {
   level?: number;
 }
 
-/** What was agreed for one session (server side). */
+/** What was agreed for one session, in terms of our side (server or client). */
 export interface DeflateAgreement {
   /** The `Sec-WebSocket-Extensions` value of the 101. */
   readonly response: string;
-  /** The client resets its compression context per message (it offered `client_no_context_takeover`). */
-  readonly clientNoContextTakeover: boolean;
-  /** The LZ77 window of our compression: the client's `server_max_window_bits`, else 15. */
-  readonly serverWindowBits: number;
+  /**
+   * The peer may refer back to its earlier messages (it uses context takeover), so we keep its window: false when
+   * the client offered `client_no_context_takeover` (server side) or the server answered
+   * `server_no_context_takeover` (client side).
+   */
+  readonly inflateWindow: boolean;
+  /** The LZ77 window of our compression: what the peer allows (`server_max_window_bits` for a server), else 15. */
+  readonly deflateWindowBits: number;
 }
 
 /** The resolved options, shared by the sessions of one handler. */
@@ -191,9 +195,45 @@ export function negotiateDeflate(offers: readonly ExtensionOffer[]): DeflateAgre
     let response = 'permessage-deflate; server_no_context_takeover';
     if (clientNoContextTakeover) response += '; client_no_context_takeover';
     if (serverWindowBitsAsked) response += `; server_max_window_bits=${serverWindowBits}`;
-    return { response, clientNoContextTakeover, serverWindowBits };
+    return { response, inflateWindow: !clientNoContextTakeover, deflateWindowBits: serverWindowBits };
   }
   return undefined;
+}
+
+/**
+ * The client's offer. `client_no_context_takeover`: quay compresses every message on its own anyway, and saying
+ * so lets the server drop its inflate window. No `client_max_window_bits`, so the server may not limit our window
+ * (§7.1.2.2), and no `server_*` parameter: the server chooses, and we inflate whatever it picks.
+ */
+export const CLIENT_DEFLATE_OFFER = 'permessage-deflate; client_no_context_takeover';
+
+/**
+ * Checks the server's answer to {@link CLIENT_DEFLATE_OFFER} (RFC 7692 §5.1, §7): exactly one extension,
+ * permessage-deflate, with known, unrepeated, valid parameters, and no `client_max_window_bits` (we did not offer
+ * it). `server_max_window_bits` is accepted (our 15-bit inflater reads any smaller window).
+ * @throws ExtensionHeaderError naming what is wrong (the client fails the handshake with it)
+ */
+export function acceptDeflateResponse(header: string): DeflateAgreement {
+  const extensions = parseExtensions(header);
+  if (extensions.length !== 1 || extensions[0]!.name.toLowerCase() !== 'permessage-deflate') {
+    throw new ExtensionHeaderError(`the server selected ${JSON.stringify(header.slice(0, 128))}, not one permessage-deflate as offered`);
+  }
+  const seen = new Set<string>();
+  let serverNoContextTakeover = false;
+  for (const [rawName, value] of extensions[0]!.params) {
+    const name = rawName.toLowerCase();
+    if (seen.has(name)) throw new ExtensionHeaderError(`permessage-deflate response: ${name} twice`);
+    seen.add(name);
+    if (name === 'server_no_context_takeover' || name === 'client_no_context_takeover') {
+      if (value !== true) throw new ExtensionHeaderError(`permessage-deflate response: ${name} takes no value`);
+      if (name === 'server_no_context_takeover') serverNoContextTakeover = true;
+    } else if (name === 'server_max_window_bits') {
+      if (windowBits(value) === undefined) throw new ExtensionHeaderError(`permessage-deflate response: invalid server_max_window_bits ${JSON.stringify(value)}`);
+    } else {
+      throw new ExtensionHeaderError(`permessage-deflate response: unexpected parameter ${name}`);
+    }
+  }
+  return { response: header.trim(), inflateWindow: !serverNoContextTakeover, deflateWindowBits: 15 };
 }
 
 /** RFC 7692 §7.2.1/§7.2.2: the empty stored block a sync flush ends with, removed by the sender, appended back here. */
@@ -201,9 +241,9 @@ const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 /** The largest LZ77 window (2^15) a peer's message may refer back to. */
 const MAX_WINDOW = 32 * 1024;
 
-/** The compression of one session: stateless deflate out, inflate in with the client's window when it keeps one. */
+/** The compression of one session: stateless deflate out, inflate in with the peer's window when it keeps one. */
 export class MessageDeflate {
-  /** The last bytes (up to 32 KiB) of the messages received, when the client uses context takeover. */
+  /** The last bytes (up to 32 KiB) of the messages received, when the peer uses context takeover. */
   private window: Buffer | undefined;
   private windowLength = 0;
 
@@ -225,7 +265,7 @@ export class MessageDeflate {
     const out = deflateRawSync(data, {
       finishFlush: zlibConstants.Z_SYNC_FLUSH,
       level: this.settings.level,
-      windowBits: this.agreement.serverWindowBits,
+      windowBits: this.agreement.deflateWindowBits,
     });
     const length = out.length - 4;
     // A sync flush always ends with the empty stored block; check rather than assume.
@@ -243,7 +283,7 @@ export class MessageDeflate {
     const input = Buffer.allocUnsafe(payload.length + 4);
     payload.copy(input, 0);
     TAIL.copy(input, payload.length);
-    const keep = !this.agreement.clientNoContextTakeover;
+    const keep = this.agreement.inflateWindow;
     let out: Buffer;
     try {
       out = inflateRawSync(input, {

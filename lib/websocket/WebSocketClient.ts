@@ -16,7 +16,9 @@ import { FrameParser } from './FrameParser.js';
 import type { FrameParserListener } from './FrameParser.js';
 import { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './HandshakeResponse.js';
 import { WebSocketConnection, resolveSettings } from './WebSocketConnection.js';
-import type { WebSocketSettings } from './WebSocketConnection.js';
+import type { WebSocketConnectionOptions, WebSocketSettings } from './WebSocketConnection.js';
+import { CLIENT_DEFLATE_OFFER, MessageDeflate, acceptDeflateResponse, resolveDeflateSettings } from './PerMessageDeflate.js';
+import type { DeflateAgreement, DeflateSettings, PerMessageDeflateOptions } from './PerMessageDeflate.js';
 import type { WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import type { WebSocketSession } from './WebSocketSession.js';
 
@@ -44,6 +46,13 @@ export interface WebSocketConnectOptions extends WebSocketSessionOptions {
    * one source address has ephemeral ports (about 28 000 on Linux).
    */
   localAddress?: string;
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` or options (threshold, level). Default false. The offer is
+   * `permessage-deflate; client_no_context_takeover` (every message is compressed on its own); the server's
+   * context takeover is honoured with a 32 KiB window. A server answer that breaks RFC 7692 fails the handshake
+   * ('WS_HANDSHAKE_EXTENSION').
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Options of a {@link WebSocketClient} (shared by its connections). */
@@ -402,21 +411,30 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
   private upgrade(head: HttpResponseHead): void {
     const endPoint = this.endPoint!;
     let protocol: string;
+    const options = this.options;
+    const connectionOptions: WebSocketConnectionOptions = { role: 'client', settings: options.settings, path: this.target.path };
     try {
-      protocol = checkHandshakeResponse(head, this.key, this.options.offered);
+      protocol = checkHandshakeResponse(head, this.key, options.offered, options.deflate !== undefined);
+      const extensions = options.deflate === undefined ? undefined : head.fields.getCombined('sec-websocket-extensions');
+      if (extensions !== undefined && extensions.trim() !== '') {
+        // RFC 7692 §5.1, §7: a response that is not a valid answer to our offer fails the connection.
+        let agreement: DeflateAgreement;
+        try {
+          agreement = acceptDeflateResponse(extensions);
+        } catch (e) {
+          throw new HandshakeError('WS_HANDSHAKE_EXTENSION', (e as Error).message, { status: 101 });
+        }
+        connectionOptions.deflate = new MessageDeflate(options.deflate!, agreement);
+        connectionOptions.extensions = agreement.response;
+      }
     } catch (e) {
       this.fail(e as HandshakeError);
       return;
     }
+    connectionOptions.protocol = protocol;
     this.state = 'UPGRADED';
     this.end();
-    const options = this.options;
-    const connection = new WebSocketConnection(endPoint, options.listener, {
-      role: 'client',
-      settings: options.settings,
-      protocol,
-      path: this.target.path,
-    });
+    const connection = new WebSocketConnection(endPoint, options.listener, connectionOptions);
     const resolve = this.resolve!;
     const reject = this.reject!;
     this.resolve = this.reject = undefined;
@@ -570,6 +588,8 @@ interface ResolvedConnectOptions {
   readonly settings: WebSocketSettings;
   readonly listener: WebSocketListener;
   readonly offered: readonly string[];
+  /** permessage-deflate offered (its settings), or undefined. */
+  readonly deflate: DeflateSettings | undefined;
   /** Request fields after the handshake's own: Sec-WebSocket-Protocol, Origin, the application's. */
   readonly fields: readonly (readonly [string, string])[];
   /** A `Host` given in `headers`. */
@@ -629,8 +649,10 @@ function resolveConnectOptions(options: WebSocketConnectOptions): ResolvedConnec
     if (offered.indexOf(p) !== i) throw new TypeError(`subprotocol ${JSON.stringify(p)} is offered twice (RFC 6455 §4.1)`);
   }
 
+  const deflate = resolveDeflateSettings(options.perMessageDeflate);
   const fields: [string, string][] = [];
   if (offered.length > 0) fields.push(['Sec-WebSocket-Protocol', offered.join(', ')]);
+  if (deflate !== undefined) fields.push(['Sec-WebSocket-Extensions', CLIENT_DEFLATE_OFFER]);
   let host: string | undefined;
   let hasOrigin = false;
   let hasAuthorization = false;
@@ -660,6 +682,7 @@ function resolveConnectOptions(options: WebSocketConnectOptions): ResolvedConnec
     listener: options.listener ?? NO_LISTENER,
     // A copy: the caller's array may change while the handshake is in progress.
     offered: offered === protocols ? [...offered] : offered,
+    deflate,
     fields,
     host,
     hasAuthorization,
