@@ -16,7 +16,7 @@
  * --memory also runs perf/ws-memory (idle and active memory per connection) and adds its goals.
  * --write replaces the section between `<!-- bench:start -->` and `<!-- bench:end -->` of perf/RESULTS.md
  * (appended when missing) with the date, Node version, commands and tables (--results FILE: another file).
- * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, fanout, http.
+ * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, echo-deflate, fanout, http.
  * --no-wrk: the HTTP workload with quay-load instead of wrk.
  */
 import { spawnSync } from 'node:child_process';
@@ -73,15 +73,16 @@ interface Workload {
   title: string;
   unit: string;
   peerName: string;
-  /** perf/servers/<name>.js of quay, the peer and the ceiling. */
+  /** perf/servers/<name>.js of quay, the peer and the ceiling (none: no ceiling measured). */
   quay: string;
   peer: string;
-  raw: string;
+  raw: string | undefined;
   path: string;
   /** The quay-load arguments after `<workload> --url URL`. */
   loadArgs: readonly string[];
   loadWorkload: 'echo' | 'fanout' | 'http';
-  goal: { against: 'peer' | 'raw'; ratio: number; text: string };
+  /** What an issue asks of this workload; none for a workload measured for information. */
+  goal: { against: 'peer' | 'raw'; ratio: number; text: string } | undefined;
 }
 
 const WORKLOADS: readonly Workload[] = [
@@ -110,6 +111,21 @@ const WORKLOADS: readonly Workload[] = [
     loadWorkload: 'echo',
     loadArgs: ['-c', '10', '--inflight', '1', '--size', '65536', '--binary'],
     goal: { against: 'raw', ratio: 0.8, text: '>= 80% of raw node:net' },
+  },
+  {
+    // permessage-deflate both sides (no context takeover, which the load client asks for): quay's stateless
+    // codec against ws's zlib streams. No raw ceiling (raw does not compress) and no goal in the issues.
+    id: 'echo-deflate',
+    title: 'echo 16 KiB text, permessage-deflate, 50 conn x 1 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: undefined,
+    path: '/echo-deflate',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '50', '--inflight', '1', '--size', '16384', '--deflate'],
+    goal: undefined,
   },
   {
     id: 'fanout',
@@ -232,15 +248,19 @@ interface Verdict {
   met: boolean;
 }
 
-function verdictOf(r: Row): Verdict {
+function verdictOf(r: Row): Verdict[] {
+  const goal = r.workload.goal;
+  if (goal === undefined) return [];
   const q = median(r.quay.map((s) => s.rate));
-  const base = median((r.workload.goal.against === 'peer' ? r.peer : r.raw).map((s) => s.rate));
+  const base = median((goal.against === 'peer' ? r.peer : r.raw).map((s) => s.rate));
   const ratio = q / base;
-  return {
-    goal: `${r.workload.id}: ${r.workload.goal.text}`,
-    measured: r.workload.goal.against === 'peer' ? `${ratio.toFixed(2)}x` : `${(ratio * 100).toFixed(0)}% of raw`,
-    met: ratio >= r.workload.goal.ratio,
-  };
+  return [
+    {
+      goal: `${r.workload.id}: ${goal.text}`,
+      measured: goal.against === 'peer' ? `${ratio.toFixed(2)}x` : `${(ratio * 100).toFixed(0)}% of raw`,
+      met: ratio >= goal.ratio,
+    },
+  ];
 }
 
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
@@ -255,13 +275,15 @@ function table(rows: readonly Row[]): string {
     const q = median(r.quay.map((s) => s.rate));
     const p = median(r.peer.map((s) => s.rate));
     const ratios = r.quay.map((s, i) => (s.rate / r.peer[i]!.rate).toFixed(2)).join(', ');
-    const raw = median(r.raw.map((s) => s.rate));
+    const raw = r.raw.length === 0 ? NaN : median(r.raw.map((s) => s.rate));
     const rawNote = r.raw.length > 1 ? ` (${r.raw.length} runs)` : '';
+    const rawCpu = r.raw.length === 0 ? NaN : median(r.raw.map((s) => s.cpuUs));
+    const rawP99 = r.raw.length === 0 ? NaN : median(r.raw.map((s) => s.p99Ms));
     const errors = [...r.quay, ...r.peer, ...r.raw].reduce((a, s) => a + s.errors, 0);
     lines.push(
-      `| ${r.workload.title} | ${r.workload.unit} | ${fmt(q)} | ${r.workload.peerName} ${fmt(p)} | ${(q / p).toFixed(2)} | ${ratios} | ${fmt(raw)}${rawNote} | ` +
-        `${(q / raw).toFixed(2)} | ${us(median(r.quay.map((s) => s.cpuUs)))} / ${us(median(r.peer.map((s) => s.cpuUs)))} / ${us(median(r.raw.map((s) => s.cpuUs)))} | ` +
-        `${ms(median(r.quay.map((s) => s.p99Ms)))} / ${ms(median(r.peer.map((s) => s.p99Ms)))} / ${ms(median(r.raw.map((s) => s.p99Ms)))} | ${errors} |`,
+      `| ${r.workload.title} | ${r.workload.unit} | ${fmt(q)} | ${r.workload.peerName} ${fmt(p)} | ${(q / p).toFixed(2)} | ${ratios} | ${Number.isFinite(raw) ? fmt(raw) : '-'}${rawNote} | ` +
+        `${Number.isFinite(raw) ? (q / raw).toFixed(2) : '-'} | ${us(median(r.quay.map((s) => s.cpuUs)))} / ${us(median(r.peer.map((s) => s.cpuUs)))} / ${us(rawCpu)} | ` +
+        `${ms(median(r.quay.map((s) => s.p99Ms)))} / ${ms(median(r.peer.map((s) => s.p99Ms)))} / ${ms(rawP99)} | ${errors} |`,
     );
   }
   return lines.join('\n');
@@ -363,16 +385,17 @@ const selected = WORKLOADS.filter((w) => only === undefined || only.has(w.id));
 const started = Date.now();
 const rows: Row[] = [];
 for (const w of selected) {
-  const rawEachPair = w.goal.against === 'raw';
+  const rawServer = w.raw;
+  const rawEachPair = w.goal?.against === 'raw' && rawServer !== undefined;
   const row: Row = { workload: w, quay: [], peer: [], raw: [] };
-  if (!rawEachPair) {
-    row.raw.push(await measure(w, w.raw));
+  if (!rawEachPair && rawServer !== undefined) {
+    row.raw.push(await measure(w, rawServer));
     console.error(`${w.id}: raw ${fmt(row.raw[0]!.rate)} ${w.unit}`);
   }
   for (let i = 0; i < pairs; i++) {
     row.quay.push(await measure(w, w.quay));
     row.peer.push(await measure(w, w.peer));
-    if (rawEachPair) row.raw.push(await measure(w, w.raw));
+    if (rawEachPair) row.raw.push(await measure(w, rawServer));
     const raw = rawEachPair ? `, raw ${fmt(row.raw[i]!.rate)}` : '';
     console.error(`${w.id} pair ${i + 1}: quay ${fmt(row.quay[i]!.rate)}, ${w.peerName} ${fmt(row.peer[i]!.rate)}${raw} ${w.unit}`);
   }
@@ -380,7 +403,7 @@ for (const w of selected) {
 }
 const memory = values.memory ? await runMemory() : undefined;
 const elapsedSec = (Date.now() - started) / 1000;
-const verdicts = [...rows.map(verdictOf), ...(memory === undefined ? [] : memoryVerdicts(memory.rows))];
+const verdicts = [...rows.flatMap(verdictOf), ...(memory === undefined ? [] : memoryVerdicts(memory.rows))];
 
 if (values.json) {
   console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, pairs, durationSec, warmupSec, rows, memory, verdicts }, null, 2));

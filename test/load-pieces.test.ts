@@ -97,7 +97,7 @@ t.test('ConnectionOpener: at most openConcurrency attempts at a time, source add
     'three attempts',
   );
   t.equal(opener.pending, 3);
-  t.same(started[1]![1], { localAddress: '127.0.0.3', timeoutMs: 2000 });
+  t.same(started[1]![1], { localAddress: '127.0.0.3', timeoutMs: 2000, deflate: false });
   for (let k = 0; k < 20 && opener.pending > 0; k++) {
     opener.attemptEnded();
     opener.launch();
@@ -109,7 +109,7 @@ t.test('ConnectionOpener: at most openConcurrency attempts at a time, source add
     started.map(([i]) => i),
     [0, 1, 2, 3, 4, 5, 6, 7],
   );
-  t.same(started[6]![1], { localAddress: '127.0.0.2', timeoutMs: 2000 });
+  t.same(started[6]![1], { localAddress: '127.0.0.2', timeoutMs: 2000, deflate: false });
   opener.open(5);
   t.equal(opener.pending, 1, 'a slot reopened is an attempt');
   t.equal(started.at(-1)![0], 5);

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Server, Router, WebSocketUpgradeHandler, acceptKey, broadcast } from '../lib/index.js';
 import type { WebSocketSession } from '../lib/index.js';
 import { HttpResponseScanner, HttpScanError } from '../perf/load/HttpResponseScanner.js';
-import { defaultOptions } from '../perf/load/options.js';
+import { OptionsError, defaultOptions, parseOptions } from '../perf/load/options.js';
 import type { LoadOptions, WorkloadName } from '../perf/load/options.js';
 import { parseReport } from '../perf/load/report.js';
 import { runLoad } from '../perf/load/run.js';
@@ -28,6 +28,17 @@ const router = new Router()
         },
         onBinary(s: WebSocketSession, data: Buffer) {
           s.send(Buffer.from(data));
+        },
+      }),
+    }),
+  )
+  .route(
+    '/echo-deflate',
+    new WebSocketUpgradeHandler({
+      perMessageDeflate: { threshold: 0 },
+      accept: () => ({
+        onText(s: WebSocketSession, text: string) {
+          s.send(text);
         },
       }),
     }),
@@ -90,6 +101,23 @@ t.test('echo: every message sent is echoed, text and binary, small and large', a
     t.ok(report.latencyMs.p50 > 0 && report.latencyMs.p50 <= report.latencyMs.max);
     t.same(parseReport(JSON.stringify(report)), report, 'the report follows the schema');
   }
+});
+
+t.test('echo --deflate: compressed both ways, every echo inflated and counted; a server without it is a handshake error', async (t) => {
+  const size = 16_384;
+  const before = server.stats().bytesIn;
+  const { report } = await runLoad(opts('echo', ws('/echo-deflate'), { connections: 4, inflight: 2, size, deflate: true }));
+  t.same(report.errors, NO_ERRORS, 'no errors');
+  t.ok(report.count > 0);
+  t.equal(report.sent, report.received, 'sent = received');
+  t.equal(report.bytes, report.count * size, 'bytes are the inflated payloads');
+  const received = server.stats().bytesIn - before;
+  t.ok(received < (report.sent! * size) / 10, `the server read ${received} bytes for ${report.sent} messages of ${size} B: compressed`);
+
+  const refused = await runLoad(opts('echo', ws('/echo'), { connections: 3, deflate: true }));
+  t.equal(refused.report.errors.handshake, 3, 'every connection failed its handshake');
+  t.equal(refused.report.count, 0);
+  t.throws(() => parseOptions(['fanout', '--url', ws('/broadcast'), '--deflate']), OptionsError, '--deflate is for echo');
 });
 
 t.test('fanout: every receiver gets every delivery', async (t) => {

@@ -20,6 +20,8 @@ export interface LoadClientOptions {
   localAddress?: string | undefined;
   /** Connect + handshake timeout. */
   timeoutMs: number;
+  /** Offer permessage-deflate (WebSocket clients). */
+  deflate?: boolean;
 }
 
 /**

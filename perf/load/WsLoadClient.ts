@@ -9,6 +9,7 @@ import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { FrameGenerator, FrameParser, ProtocolError, acceptKey } from '../../lib/index.js';
 import type { DataOpCode, FrameParserListener } from '../../lib/index.js';
+import { MessageDeflate, acceptDeflateResponse, resolveDeflateSettings } from '../../lib/websocket/PerMessageDeflate.js';
 import { LoadClient, SHARED_READ_BUFFER } from './LoadClient.js';
 import type { LoadClientOptions, LoadClientState } from './LoadClient.js';
 import type { ErrorKind } from './Measurement.js';
@@ -42,6 +43,15 @@ export const CLIENT_FRAMES = new FrameGenerator({ role: 'client' });
 /** Our close frame (1000, §7.4.1), encoded once for every connection. */
 const CLOSE_FRAME = CLIENT_FRAMES.encodeClose(1000)[0]!;
 
+/**
+ * permessage-deflate for `--deflate` (RFC 7692): no context takeover either way, so one stateless codec serves
+ * every connection (a message compresses to the same bytes every time, and each echo inflates on its own).
+ */
+export const LOAD_DEFLATE = new MessageDeflate(resolveDeflateSettings({ threshold: 0 })!, { response: '', inflateWindow: false, deflateWindowBits: 15 });
+const DEFLATE_OFFER = 'permessage-deflate; client_no_context_takeover; server_no_context_takeover';
+/** Echoes are inflated up to this size (the largest --size). */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
+
 /** A server that sends an endless head is not a WebSocket server. */
 const MAX_HEAD_BYTES = 16 * 1024;
 
@@ -66,6 +76,8 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
   private readonly parser: FrameParser;
   private key = '';
   private head: Buffer | undefined;
+  /** permessage-deflate offered (and, once open, agreed). */
+  private readonly deflate: boolean;
 
   constructor(
     index: number,
@@ -74,7 +86,8 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
     options: WsLoadClientOptions,
   ) {
     super(index, target, options);
-    this.parser = new FrameParser(this, { role: 'client' });
+    this.deflate = options.deflate === true;
+    this.parser = new FrameParser(this, { role: 'client', allowRsv1: this.deflate });
   }
 
   cork(): void {
@@ -109,7 +122,8 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
     // §4.1: GET, HTTP/1.1, Host, Upgrade: websocket, Connection: Upgrade, the key, version 13.
     this.socket!.write(
       `GET ${t.path} HTTP/1.1\r\nHost: ${t.hostHeader}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${this.key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: quay-load\r\n\r\n`,
+        `Sec-WebSocket-Key: ${this.key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: quay-load\r\n` +
+        (this.deflate ? `Sec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n\r\n` : '\r\n'),
       'latin1',
     );
   }
@@ -183,6 +197,7 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
     let upgrade = '';
     let connection = '';
     let accept = '';
+    let extensions = '';
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const colon = line.indexOf(':');
@@ -192,19 +207,42 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
       if (name === 'upgrade') upgrade += `,${value.toLowerCase()}`;
       else if (name === 'connection') connection += `,${value.toLowerCase()}`;
       else if (name === 'sec-websocket-accept') accept = value;
+      else if (name === 'sec-websocket-extensions') extensions += extensions === '' ? value : `, ${value}`;
     }
     // Rules 2-4: Upgrade: websocket, Connection: upgrade, and the accept key derived from ours.
     if (!/(^|,)\s*websocket\s*(,|$)/.test(upgrade)) return 'the 101 lacks Upgrade: websocket';
     if (!/(^|,)\s*upgrade\s*(,|$)/.test(connection)) return 'the 101 lacks Connection: Upgrade';
     if (accept !== acceptKey(this.key)) return `Sec-WebSocket-Accept ${JSON.stringify(accept)} does not match the key`;
+    // Rule 5 and RFC 7692 §7: compression asked for must be agreed, without server context takeover.
+    if (this.deflate) {
+      if (extensions === '') return 'the server did not agree to permessage-deflate (--deflate)';
+      try {
+        if (acceptDeflateResponse(extensions).inflateWindow) return 'the server did not accept server_no_context_takeover';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    } else if (extensions !== '') {
+      return `the server selected extensions that were not offered: ${JSON.stringify(extensions.slice(0, 80))}`;
+    }
     return undefined;
   }
 
   // ------------------------------------------------------------------------------------------------ frames
 
   /** @internal FrameParserListener */
-  onMessage(opcode: DataOpCode, data: Buffer): void {
-    if (this._state === 'OPEN') this.handler.onMessage(this, opcode, data);
+  onMessage(opcode: DataOpCode, data: Buffer, compressed: boolean): boolean {
+    if (this._state !== 'OPEN') return false;
+    if (compressed) {
+      try {
+        data = LOAD_DEFLATE.decompress(data, MAX_INFLATED_BYTES);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        this.fail('protocol', error.message);
+        return true;
+      }
+    }
+    this.handler.onMessage(this, opcode, data);
+    return false;
   }
 
   /** @internal §5.5.2: a ping is answered with a pong carrying its payload (rare: allocates). */

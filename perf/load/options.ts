@@ -24,6 +24,8 @@ export interface LoadOptions {
   size: number;
   /** Binary messages instead of text. */
   binary: boolean;
+  /** Offer permessage-deflate (echo): messages go compressed, echoes are inflated. */
+  deflate: boolean;
   /** The measured window (echo, fanout, http); how long the connections stay open (idle). */
   durationSec: number;
   /** Run before the measured window, not counted (echo, fanout, http). */
@@ -89,6 +91,10 @@ Options:
                             broadcasts in flight (fanout; default 1)
   --size S                  payload bytes per message (default 64; fanout at least 12)
   --binary                  binary messages (default text)
+  --deflate                 echo: offer permessage-deflate (RFC 7692) without context takeover either way;
+                            the message is compressed once for the run (the payload, a-z repeated, compresses
+                            well) and every echo is inflated and its size checked. A server that does not
+                            agree fails the handshake (counted as 'handshake' errors)
   -d, --duration SEC        measured seconds (default 10; idle: seconds to hold the connections, 1)
   -w, --warmup SEC          seconds run before measuring, not counted (default 2; idle: none)
   --receivers R             fanout receivers (default 100)
@@ -123,6 +129,7 @@ const SPEC = {
   inflight: { type: 'string' },
   size: { type: 'string' },
   binary: { type: 'boolean' },
+  deflate: { type: 'boolean' },
   duration: { type: 'string', short: 'd' },
   warmup: { type: 'string', short: 'w' },
   receivers: { type: 'string' },
@@ -171,6 +178,7 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
     inflight: integer('--inflight', values.inflight, selftest ? 10 : 1, 1, 65_536),
     size: integer('--size', values.size, 64, workload === 'fanout' ? 12 : 0, 64 * 1024 * 1024),
     binary: values.binary === true,
+    deflate: values.deflate === true,
     durationSec: seconds('--duration', values.duration, idle ? 1 : selftest ? 5 : 10, false),
     warmupSec: idle ? 0 : seconds('--warmup', values.warmup, selftest ? 1 : 2, true),
     receivers: integer('--receivers', values.receivers, 100, 1, MAX_CONNECTIONS - 1),
@@ -186,6 +194,7 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
     plot: values.plot,
     quiet: values.quiet === true,
   };
+  if (options.deflate && workload !== 'echo') throw new OptionsError('--deflate is an option of the echo workload');
   if (options.heapUrl !== undefined && !/^http:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// URL');
   if (options.plot !== undefined && !/\.(svg|html?)$/i.test(options.plot)) throw new OptionsError('--plot FILE must end in .svg or .html');
   return options;

@@ -2,7 +2,8 @@
  * Benchmark target: quay. WebSocket echo at /echo (every message back to its sender, text as text, binary as
  * binary), broadcast at /broadcast (every message to every session of /broadcast, the sender included, encoded
  * once by `broadcast()`), HTTP hello at /hello, the process's memory as JSON at /stats and a heap snapshot at /heapsnapshot (stats.ts).
- * No compression (permessage-deflate is off by default, as in the ws peer). Prints `listening PORT`; `--port N`.
+ * No compression (permessage-deflate is off by default, as in the ws peer), except on /echo-deflate: the echo with
+ * permessage-deflate accepted when the client offers it (threshold 1024, as ws's). Prints `listening PORT`; `--port N`.
  *
  *   node [--expose-gc] dist/perf/servers/echo-quay.js [--port 0] [--idle-timeout-ms 300000]
  */
@@ -46,6 +47,7 @@ const room: WebSocketListener = {
 
 const hello = Buffer.from('hello world\n');
 const router = new Router()
+  .route('/echo-deflate', new WebSocketUpgradeHandler({ accept: () => echo, perMessageDeflate: true }))
   .route('/echo', new WebSocketUpgradeHandler({ accept: () => echo }))
   .route('/broadcast', new WebSocketUpgradeHandler({ accept: () => room }))
   .route('/hello', (_req: Request, res: Response) => {

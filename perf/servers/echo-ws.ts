@@ -2,7 +2,8 @@
  * Benchmark peer: the `ws` library on node:http, the same routes as echo-quay: WebSocket echo at /echo, broadcast
  * at /broadcast (the loop of ws's README: `send` to every open client, each encoding its own frame), HTTP hello at
  * /hello, memory at /stats and a heap snapshot at /heapsnapshot (node:http, stats.ts). perMessageDeflate is off,
- * as in quay. Prints `listening PORT`; `--port N`.
+ * as in quay, except on /echo-deflate (the echo with ws's permessage-deflate, threshold 1024 as quay's, accepted
+ * when the client offers it). Prints `listening PORT`; `--port N`.
  *
  *   node [--expose-gc] dist/perf/servers/echo-ws.js [--port 0]
  */
@@ -32,6 +33,7 @@ server.keepAliveTimeout = 60_000;
 // clientTracking off for /echo (nothing needs the set); on for /broadcast, whose `clients` is the room.
 const echo = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
 const room = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: true });
+const echoDeflate = new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 1024 }, clientTracking: false });
 
 function onEchoMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
   this.send(data, { binary: isBinary });
@@ -47,13 +49,17 @@ echo.on('connection', (ws: WebSocket) => {
   ws.on('message', onEchoMessage);
   ws.on('error', ignore);
 });
+echoDeflate.on('connection', (ws: WebSocket) => {
+  ws.on('message', onEchoMessage);
+  ws.on('error', ignore);
+});
 room.on('connection', (ws: WebSocket) => {
   ws.on('message', onRoomMessage);
   ws.on('error', ignore);
 });
 
 server.on('upgrade', (req, socket, head) => {
-  const target = req.url === '/echo' ? echo : req.url === '/broadcast' ? room : undefined;
+  const target = req.url === '/echo' ? echo : req.url === '/broadcast' ? room : req.url === '/echo-deflate' ? echoDeflate : undefined;
   if (target === undefined) {
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     return;

@@ -68,6 +68,7 @@ export class ConnectionOpener {
     return {
       localAddress: addresses.length === 0 ? undefined : addresses[index % addresses.length],
       timeoutMs: this.options.timeoutSec * 1000,
+      deflate: this.options.deflate,
     };
   }
 }

@@ -11,7 +11,7 @@ import type { LoadOptions } from '../options.js';
 import { workloadRun } from '../report.js';
 import type { WorkloadRun } from '../report.js';
 import { parseTarget } from '../target.js';
-import { CLIENT_FRAMES } from '../WsLoadClient.js';
+import { CLIENT_FRAMES, LOAD_DEFLATE } from '../WsLoadClient.js';
 import type { WsLoadClient } from '../WsLoadClient.js';
 import { InFlightLedger } from './InFlightLedger.js';
 import { TrafficRun } from './TrafficRun.js';
@@ -23,6 +23,12 @@ export function payloadOf(size: number): Buffer {
   const payload = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) payload[i] = 0x61 + (i % 26);
   return payload;
+}
+
+/** One client frame of `payload`, compressed (RSV1, RFC 7692 §6) when `deflate` and it shrinks. */
+export function encodeMessage(opcode: DataOpCode, payload: Buffer, deflate: boolean): Buffer {
+  const compressed = deflate ? LOAD_DEFLATE.compress(payload) : undefined;
+  return compressed === undefined ? CLIENT_FRAMES.encode(opcode, payload)[0]! : CLIENT_FRAMES.encode(opcode, compressed, true, true)[0]!;
 }
 
 export class EchoWorkload extends WsWorkload implements Traffic {
@@ -46,7 +52,7 @@ export class EchoWorkload extends WsWorkload implements Traffic {
     this.depth = options.inflight;
     this.size = options.size;
     this.opcode = options.binary ? OpCode.BINARY : OpCode.TEXT;
-    this.frames = new RepeatedBytes(CLIENT_FRAMES.encode(this.opcode, payloadOf(this.size))[0]!, this.depth);
+    this.frames = new RepeatedBytes(encodeMessage(this.opcode, payloadOf(this.size), options.deflate), this.depth);
     this.ledger = new InFlightLedger(options.connections, this.depth);
   }
 
