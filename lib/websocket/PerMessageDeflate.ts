@@ -7,8 +7,9 @@ import { ProtocolError } from './errors.js';
  *
  * Design: quay never keeps a zlib stream per session. The server always answers `server_no_context_takeover`
  * (RFC 7692 §7.1.1.1 lets it, offered or not), so each message it sends is compressed on its own by one
- * synchronous `deflateRawSync` call: no deflate state (ws keeps a zlib context of ~300 KB per compressing session
- * with its defaults), and the same input always gives the same bytes. Receiving, the client's context takeover is
+ * synchronous `deflateRawSync` call: no deflate state (ws keeps a zlib stream per session and direction once used;
+ * by zlib's own formula in zconf.h a deflate stream at windowBits 15 and memLevel 8 needs 256 KiB, an inflate
+ * stream 32 KiB plus a few KB), and the same input always gives the same bytes. Receiving, the client's context takeover is
  * honoured without a stream either: the LZ77 window a client may refer back to is the last 32 KiB of what it sent
  * before (§7.2.2), which is exactly what zlib's preset dictionary of a raw inflate is, so each message is
  * inflated by one `inflateRawSync` call given that window. A session keeps at most those 32 KiB, and none when the
