@@ -319,3 +319,49 @@ t.test('a malformed Sec-WebSocket-Extensions answers 400 with the reason', async
   const { port } = await startServer(t, { perMessageDeflate: true });
   await t.rejects(RawClient.connect(t, port, '/z', 'Sec-WebSocket-Extensions: permessage-deflate; ;\r\n'), /handshake answered: HTTP\/1\.1 400/);
 });
+
+t.test('seeded fuzz: hostile extension headers and compressed payloads end in a typed error, never anything else', async (t) => {
+  const random = mulberry32(0xdef1a7e);
+  const alphabet = ['permessage-deflate', 'server_no_context_takeover', 'client_max_window_bits', '=', ';', ',', ' ', '\t', '"', '\\', '1', '15', '8', 'x', 'é', '\0'];
+  let parsed = 0;
+  let refused = 0;
+  for (let i = 0; i < 5000; i++) {
+    let header = '';
+    const n = Math.floor(random() * 12);
+    for (let k = 0; k < n; k++) header += alphabet[Math.floor(random() * alphabet.length)];
+    try {
+      negotiateDeflate(parseExtensions(header));
+      parsed++;
+    } catch (e) {
+      if (!(e instanceof ExtensionHeaderError)) {
+        t.fail(`${JSON.stringify(header)} threw ${String(e)}`);
+        return;
+      }
+      refused++;
+    }
+  }
+  t.ok(parsed > 100 && refused > 100, `both outcomes reached (${parsed} parsed, ${refused} refused)`);
+
+  const inflater = new MessageDeflate(resolveDeflateSettings(true)!, AGREED);
+  const valid = new MessageDeflate(resolveDeflateSettings(true)!, AGREED).compress(Buffer.from('x'.repeat(2000)))!;
+  let failed = 0;
+  for (let i = 0; i < 2000; i++) {
+    // Random bytes, or a valid message with one byte changed or cut short.
+    let input: Buffer;
+    if (i % 2 === 0) input = Buffer.from(Array.from({ length: 1 + Math.floor(random() * 64) }, () => Math.floor(random() * 256)));
+    else {
+      input = Buffer.from(valid.subarray(0, 1 + Math.floor(random() * valid.length)));
+      input[Math.floor(random() * input.length)] ^= 1 + Math.floor(random() * 255);
+    }
+    try {
+      inflater.decompress(input, 4096);
+    } catch (e) {
+      if (!(e instanceof ProtocolError) || (e.closeCode !== 1007 && e.closeCode !== 1009)) {
+        t.fail(`threw ${String(e)}`);
+        return;
+      }
+      failed++;
+    }
+  }
+  t.ok(failed > 500, `${failed} of 2000 refused with 1007 or 1009, the rest inflated`);
+});
