@@ -99,7 +99,7 @@ interface Started {
 
 async function startServer(t: Test, router: Router, options: ServerOptions = {}): Promise<Started> {
   const serverErrors: { error: Error; context: ServerErrorContext }[] = [];
-  // A debug pool: every pooled scratch buffer (coalesced writes, message fragments) must be back after stop().
+  // A debug pool: every pooled scratch buffer (coalesced writes) must be back after stop().
   const pool = new ByteBufferPool({ debug: true });
   const server = new Server(
     { port: 0, host: HOST, bufferPool: pool, onError: (error, context) => void serverErrors.push({ error, context }), ...options },

@@ -21,10 +21,10 @@ export interface BufferLeak {
   readonly acquiredAt: string;
 }
 
-/** `assertNoLeaks()` found buffers acquired and never released; the message lists where each was acquired. */
 /** How many leaks a BufferLeakError's message details. */
 const LEAKS_IN_MESSAGE = 5;
 
+/** `assertNoLeaks()` found buffers acquired and never released; the message lists where the first were acquired. */
 export class BufferLeakError extends Error {
   /** Stable error code. */
   readonly code = 'BUFFER_LEAK';

@@ -39,8 +39,8 @@ export interface EndPointOptions extends WatermarkOptions {
   /** Told when the endpoint closes. */
   owner?: EndPointOwner;
   /**
-   * Where the endpoint and its connections take the scratch buffers that do not outlive an operation (a gathered
-   * write's coalescing buffer, a fragmented WebSocket message's parts). Default: the process-wide
+   * Where the endpoint and its connections take the scratch buffers that do not outlive an operation (today: a
+   * gathered write's coalescing buffer). Default: the process-wide
    * `defaultBufferPool()`. Tests pass a debug pool and assert that nothing leaked.
    */
   bufferPool?: ByteBufferPool;

@@ -152,51 +152,68 @@ function windowBits(value: string | true): number | undefined {
   return Number(value);
 }
 
+/** The parameters of one permessage-deflate offer or answer (RFC 7692 §7), checked. */
+interface DeflateParams {
+  serverNoContextTakeover: boolean;
+  clientNoContextTakeover: boolean;
+  /** `server_max_window_bits=N`, undefined when absent. */
+  serverMaxWindowBits: number | undefined;
+  /** `client_max_window_bits[=N]`: true without a value, undefined when absent. */
+  clientMaxWindowBits: number | true | undefined;
+}
+
+/**
+ * Reads the parameters of one permessage-deflate element (names case-insensitive), shared by the server's
+ * negotiation and the client's check of the answer.
+ * @throws ExtensionHeaderError for a parameter given twice, an unknown one, or an invalid value (§7: the server
+ *   declines such an offer, the client fails on such an answer)
+ */
+function readDeflateParams(params: ExtensionOffer['params']): DeflateParams {
+  const result: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: undefined, clientMaxWindowBits: undefined };
+  const seen = new Set<string>();
+  for (const [rawName, value] of params) {
+    const name = rawName.toLowerCase();
+    if (seen.has(name)) throw new ExtensionHeaderError(`permessage-deflate: ${name} twice`);
+    seen.add(name);
+    if (name === 'server_no_context_takeover' || name === 'client_no_context_takeover') {
+      if (value !== true) throw new ExtensionHeaderError(`permessage-deflate: ${name} takes no value`);
+      if (name === 'server_no_context_takeover') result.serverNoContextTakeover = true;
+      else result.clientNoContextTakeover = true;
+    } else if (name === 'server_max_window_bits' || name === 'client_max_window_bits') {
+      // server_max_window_bits always has a value; client_max_window_bits may come without one (§7.1.2.2).
+      const bits = value === true && name === 'client_max_window_bits' ? true : windowBits(value);
+      if (bits === undefined) throw new ExtensionHeaderError(`permessage-deflate: invalid ${name} ${JSON.stringify(value)}`);
+      if (name === 'server_max_window_bits') result.serverMaxWindowBits = bits as number;
+      else result.clientMaxWindowBits = bits;
+    } else {
+      throw new ExtensionHeaderError(`permessage-deflate: unexpected parameter ${name}`);
+    }
+  }
+  return result;
+}
+
 /**
  * Picks the first permessage-deflate offer quay can accept (RFC 7692 §5.1, §7) and the response to it; `undefined`
  * when there is none (no offer, or every offer declined: the session runs without compression). An offer is
  * declined when it has an unknown parameter, a parameter twice, or an invalid value (§7: "MUST decline"), and
- * when it asks for `server_max_window_bits=8`, which zlib cannot produce for raw deflate.
+ * when it asks for `server_max_window_bits=8`, which zlib cannot produce for raw deflate. `client_max_window_bits`,
+ * with or without a value, needs no answer: we inflate with a 15-bit window, which reads any smaller one.
  */
 export function negotiateDeflate(offers: readonly ExtensionOffer[]): DeflateAgreement | undefined {
   for (const offer of offers) {
     if (offer.name.toLowerCase() !== 'permessage-deflate') continue;
-    const seen = new Set<string>();
-    let ok = true;
-    let clientNoContextTakeover = false;
-    let serverWindowBits = 15;
-    let serverWindowBitsAsked = false;
-    for (const [rawName, value] of offer.params) {
-      const name = rawName.toLowerCase();
-      if (seen.has(name)) {
-        ok = false;
-        break;
-      }
-      seen.add(name);
-      if (name === 'server_no_context_takeover' || name === 'client_no_context_takeover') {
-        if (value !== true) ok = false;
-        else if (name === 'client_no_context_takeover') clientNoContextTakeover = true;
-      } else if (name === 'server_max_window_bits') {
-        const bits = windowBits(value);
-        if (bits === undefined || bits === 8) ok = false;
-        else {
-          serverWindowBits = bits;
-          serverWindowBitsAsked = true;
-        }
-      } else if (name === 'client_max_window_bits') {
-        // With or without a value the client tells what it can do; we inflate with a 15-bit window, which
-        // reads any smaller one, and need not answer it (§7.1.2.2).
-        if (value !== true && windowBits(value) === undefined) ok = false;
-      } else {
-        ok = false;
-      }
-      if (!ok) break;
+    let params: DeflateParams;
+    try {
+      params = readDeflateParams(offer.params);
+    } catch (e) {
+      if (e instanceof ExtensionHeaderError) continue;
+      throw e;
     }
-    if (!ok) continue;
+    if (params.serverMaxWindowBits === 8) continue;
     let response = 'permessage-deflate; server_no_context_takeover';
-    if (clientNoContextTakeover) response += '; client_no_context_takeover';
-    if (serverWindowBitsAsked) response += `; server_max_window_bits=${serverWindowBits}`;
-    return { response, inflateWindow: !clientNoContextTakeover, deflateWindowBits: serverWindowBits };
+    if (params.clientNoContextTakeover) response += '; client_no_context_takeover';
+    if (params.serverMaxWindowBits !== undefined) response += `; server_max_window_bits=${params.serverMaxWindowBits}`;
+    return { response, inflateWindow: !params.clientNoContextTakeover, deflateWindowBits: params.serverMaxWindowBits ?? 15 };
   }
   return undefined;
 }
@@ -219,22 +236,11 @@ export function acceptDeflateResponse(header: string): DeflateAgreement {
   if (extensions.length !== 1 || extensions[0]!.name.toLowerCase() !== 'permessage-deflate') {
     throw new ExtensionHeaderError(`the server selected ${JSON.stringify(header.slice(0, 128))}, not one permessage-deflate as offered`);
   }
-  const seen = new Set<string>();
-  let serverNoContextTakeover = false;
-  for (const [rawName, value] of extensions[0]!.params) {
-    const name = rawName.toLowerCase();
-    if (seen.has(name)) throw new ExtensionHeaderError(`permessage-deflate response: ${name} twice`);
-    seen.add(name);
-    if (name === 'server_no_context_takeover' || name === 'client_no_context_takeover') {
-      if (value !== true) throw new ExtensionHeaderError(`permessage-deflate response: ${name} takes no value`);
-      if (name === 'server_no_context_takeover') serverNoContextTakeover = true;
-    } else if (name === 'server_max_window_bits') {
-      if (windowBits(value) === undefined) throw new ExtensionHeaderError(`permessage-deflate response: invalid server_max_window_bits ${JSON.stringify(value)}`);
-    } else {
-      throw new ExtensionHeaderError(`permessage-deflate response: unexpected parameter ${name}`);
-    }
+  const params = readDeflateParams(extensions[0]!.params);
+  if (params.clientMaxWindowBits !== undefined) {
+    throw new ExtensionHeaderError('permessage-deflate response: client_max_window_bits, which was not offered (RFC 7692 §7.1.2.2)');
   }
-  return { response: header.trim(), inflateWindow: !serverNoContextTakeover, deflateWindowBits: 15 };
+  return { response: header.trim(), inflateWindow: !params.serverNoContextTakeover, deflateWindowBits: 15 };
 }
 
 /** RFC 7692 §7.2.1/§7.2.2: the empty stored block a sync flush ends with, removed by the sender, appended back here. */
@@ -299,6 +305,7 @@ export class MessageDeflate {
       }
       throw new ProtocolError(1007, 'WS_INVALID_COMPRESSED_DATA', `compressed message is not valid DEFLATE data (RFC 7692 §7.2.2): ${(e as Error).message}`);
     }
+    // maxOutputLength is at least 1, so a limit of 0 is checked here.
     if (out.length > maxBytes) {
       throw new ProtocolError(1009, 'WS_MESSAGE_TOO_BIG', `compressed message inflates past maxMessageBytes (${maxBytes})`);
     }

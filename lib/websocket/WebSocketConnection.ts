@@ -400,22 +400,16 @@ export class WebSocketConnection implements Connection {
   send(opcode: DataOpCode, data: Buffer | string, callback: WriteCallback | undefined): boolean {
     const deflate = this.deflate;
     if (typeof data === 'string') {
-      // A string under the threshold in characters is under it in bytes too (UTF-8 is at least one per character).
+      // n UTF-16 units are at most 3n bytes of UTF-8: below the threshold even then, it goes uncompressed as text.
       if (opcode === OpCode.TEXT && (deflate === undefined || !deflate.wants(data.length * 3))) {
         const frames = this.generator.encodeText(data);
         return this.sendFrames(frames, frames[0]!.length, callback);
       }
       data = Buffer.from(data, 'utf8');
     }
-    if (deflate !== undefined && deflate.wants(data.length)) {
-      // RFC 7692 §6: RSV1 on the first (here: only) frame marks the message compressed.
-      const compressed = deflate.compress(data);
-      if (compressed !== undefined) {
-        const frames = this.generator.encode(opcode, compressed, true, true);
-        return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);
-      }
-    }
-    const frames = this.generator.encode(opcode, data);
+    // RFC 7692 §6: RSV1 on the first (here: only) frame marks the message compressed.
+    const compressed = deflate !== undefined && deflate.wants(data.length) ? deflate.compress(data) : undefined;
+    const frames = compressed === undefined ? this.generator.encode(opcode, data) : this.generator.encode(opcode, compressed, true, true);
     return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);
   }
 
