@@ -140,9 +140,10 @@ export class WebSocketConnection implements Connection {
   private closeReason = '';
   private closeTimer: TimerHandle | undefined;
   private awaitingPong = false;
-  /** Input kept while an async handler holds reads (awaitHandlers). */
+  /** Input kept while reads are held (see `readHolds`), parsed first when the last hold is released. */
   private heldInput: Buffer | undefined;
-  private holding = false;
+  /** Why reads are held, a bitmask of `HOLD_*` (each reason set and released on its own); 0 = reading. */
+  private readHolds = 0;
   /** The read buffer being parsed, so that a message that is a view of it can be detected (and copied). */
   private readBuffer: Buffer | undefined;
   /** An error already given to onError, so that the endpoint's close cause is not reported twice. */
@@ -214,7 +215,7 @@ export class WebSocketConnection implements Connection {
       if (this.awaitingPong) {
         // While an awaited handler holds reads (awaitHandlers), the peer's pong may be waiting unread in the
         // endpoint: its silence proves nothing yet. The check resumes with the reads.
-        if (this.holding) return false;
+        if (this.readHolds !== 0) return false;
         this.fail(new WebSocketSessionError('WS_PONG_TIMEOUT', `no pong within ${this.settings.pingIntervalMs} ms`, 1001));
         return false;
       }
@@ -309,8 +310,8 @@ export class WebSocketConnection implements Connection {
     }
     if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
       if (this.settings.awaitHandlers) {
-        this.holding = true;
-        (result as Promise<void>).then((this.onHandlerSettled ??= () => this.resumeAfterHandler()), this.rejectionHandler());
+        this.holdReads(HOLD_HANDLER);
+        (result as Promise<void>).then((this.onHandlerSettled ??= () => this.releaseReads(HOLD_HANDLER)), this.rejectionHandler());
         return true; // stop parsing: the rest of the read is held until the handler settles
       }
       (result as Promise<void>).then(undefined, this.rejectionHandler());
@@ -466,29 +467,39 @@ export class WebSocketConnection implements Connection {
       return;
     }
     this.readBuffer = undefined;
-    if (this.holding) {
+    if (this.readHolds !== 0) {
       const rest = offset + consumed < bytes.length ? bytes.subarray(offset + consumed) : undefined;
       // Copy: the read buffer is only ours during this call.
       this.heldInput = rest === undefined ? undefined : Buffer.from(rest);
-      this.endPoint.pauseReading();
     }
+  }
+
+  /**
+   * Holds reads for `reason` (one of `HOLD_*`): the endpoint stops reading now, the parser stops after the frame
+   * being delivered (every parser callback returns true while a hold is set), and the rest of the read waits in
+   * `heldInput`. Jetty's fill interest withdrawn, with the reasons counted separately.
+   */
+  private holdReads(reason: number): void {
+    this.readHolds |= reason;
+    if (this.endPoint.isOpen) this.endPoint.pauseReading();
+  }
+
+  /** Releases one hold; when none is left, the held input is parsed and the endpoint reads again. */
+  private releaseReads(reason: number): void {
+    if ((this.readHolds & reason) === 0) return;
+    this.readHolds &= ~reason;
+    if (this.readHolds !== 0 || this._state === 'CLOSED') return;
+    const held = this.heldInput;
+    this.heldInput = undefined;
+    if (held !== undefined) this.parse(held, 0);
+    if (this.readHolds === 0 && this.endPoint.isOpen) this.endPoint.resumeReading();
   }
 
   private rejectionHandler(): (error: unknown) => void {
     return (this.onHandlerRejected ??= (error: unknown) => {
       this.failCallback('onText/onBinary', error);
-      this.resumeAfterHandler();
+      this.releaseReads(HOLD_HANDLER);
     });
-  }
-
-  private resumeAfterHandler(): void {
-    if (!this.holding) return;
-    this.holding = false;
-    if (this._state === 'CLOSED') return;
-    const held = this.heldInput;
-    this.heldInput = undefined;
-    if (held !== undefined) this.parse(held, 0);
-    if (!this.holding && this.endPoint.isOpen) this.endPoint.resumeReading();
   }
 
   /** Control frames (ping, pong) skip the data queue, never after our close frame (§5.5.1). */
@@ -648,6 +659,9 @@ function truncateReason(message: string): string {
 /** Generators are stateless (client mask keys come from a shared CSPRNG pool): one per role serves every session. */
 const SERVER_GENERATOR = new FrameGenerator({ role: 'server' });
 const CLIENT_GENERATOR = new FrameGenerator({ role: 'client' });
+
+/** Read holds (`WebSocketConnection.readHolds`): an awaited async onText/onBinary runs (awaitHandlers). */
+const HOLD_HANDLER = 1;
 
 /** The data queue of every session that has nothing waiting (never pushed to: replaced on first use). */
 const NO_QUEUE: QueuedFrame[] = [];
