@@ -20,13 +20,16 @@ export type { IdleTimeoutSchedulerOptions, IdleTimeoutTarget } from './io/IdleTi
 export { ManualClock, systemClock } from './io/Clock.js';
 export type { Clock } from './io/Clock.js';
 export { SelectorManager } from './io/SelectorManager.js';
+export { DEFAULT_FILE_DESCRIPTOR_RESERVE, openFileLimit } from './io/OpenFileLimit.js';
 export type { ListenOptions, SelectorManagerOptions, SelectorManagerState, SelectorManagerStats } from './io/SelectorManager.js';
 export {
   ConnectionCallbackError,
+  ConnectionLimitError,
   EndPointClosedError,
   IdleTimeoutError,
   IllegalStateError,
   IoError,
+  OpenFileLimitError,
   PeerClosedError,
   ShutdownTimeoutError,
   WriteTimeoutError,

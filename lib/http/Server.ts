@@ -3,6 +3,7 @@ import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import { SelectorManager } from '../io/SelectorManager.js';
 import type { SelectorManagerStats } from '../io/SelectorManager.js';
 import type { EndPoint } from '../io/EndPoint.js';
+import { ConnectionLimitError, OpenFileLimitError } from '../io/errors.js';
 import type { Handler, HandlerFunction } from './Handler.js';
 import { toHandler } from './Handler.js';
 import { HttpConnectionFactory } from './HttpConnection.js';
@@ -22,7 +23,10 @@ export interface ServerOptions extends HttpConnectionOptions {
    * pings (a timeout fires up to one tick late). Default 1000.
    */
   idleTickMs?: number;
-  /** Open connections at most; excess ones are refused and counted. */
+  /**
+   * Open connections at most; excess ones are refused (closed at once), counted in `stats().refusedAtLimit` and
+   * reported as kind `capacity` once a second. Default: the open-file limit (`ulimit -n`) less 128.
+   */
   maxConnections?: number;
   /** Write-side watermarks of every connection (bytes). */
   highWatermark?: number;
@@ -43,9 +47,11 @@ export interface ServerErrorContext {
    * `handler`: a handler threw or rejected; `bad-request`: a request was refused (400, 413, 431...); `upgrade`: an
    * upgrade request was not answered with 101; `websocket`: a WebSocket session was failed (a peer's protocol
    * error, a slow consumer, a pong timeout: the error has a `closeCode`); `io`: a connection closed by an I/O
-   * error (reset, broken pipe, write timeout).
+   * error (reset, broken pipe, write timeout); `capacity`: connections refused at `maxConnections`
+   * (`ConnectionLimitError`) or the process at its open-file limit (`OpenFileLimitError`), at most once a second
+   * each, with counts.
    */
-  kind: 'handler' | 'bad-request' | 'upgrade' | 'websocket' | 'io';
+  kind: 'handler' | 'bad-request' | 'upgrade' | 'websocket' | 'io' | 'capacity';
   request?: Request;
   endPoint?: EndPoint;
 }
@@ -122,6 +128,7 @@ export class Server implements HttpErrorReporter {
     if (hook === undefined) {
       if (context.kind === 'handler') console.error('quay: handler error:', error);
       else if (context.kind === 'upgrade') console.error(`quay: ${error.message}`);
+      else if (context.kind === 'capacity') console.error(`quay: ${error.message}`); // once a second at most
       return;
     }
     try {
@@ -136,6 +143,7 @@ export class Server implements HttpErrorReporter {
  * @internal A connection's close cause that carries a WebSocket close code (ProtocolError, WebSocketSessionError) is a
  * session failure, not an I/O error. Recognised by shape: lib/http sits below lib/websocket and does not import it.
  */
-export function ioErrorKind(error: Error): 'websocket' | 'io' {
+export function ioErrorKind(error: Error): 'websocket' | 'io' | 'capacity' {
+  if (error instanceof ConnectionLimitError || error instanceof OpenFileLimitError) return 'capacity';
   return typeof (error as { closeCode?: unknown }).closeCode === 'number' ? 'websocket' : 'io';
 }

@@ -6,7 +6,17 @@ import type { EndPoint, EndPointOwner } from './EndPoint.js';
 import { SocketEndPoint } from './SocketEndPoint.js';
 import { IdleTimeoutScheduler } from './IdleTimeoutScheduler.js';
 import type { WatermarkOptions } from './WriteFlusher.js';
-import { IdleTimeoutError, IllegalStateError, PeerClosedError, ShutdownTimeoutError, WriteTimeoutError } from './errors.js';
+import type { TimerHandle } from './Clock.js';
+import {
+  ConnectionLimitError,
+  IdleTimeoutError,
+  IllegalStateError,
+  OpenFileLimitError,
+  PeerClosedError,
+  ShutdownTimeoutError,
+  WriteTimeoutError,
+} from './errors.js';
+import { defaultMaxConnections, isAtOpenFileLimit, openFileLimit } from './OpenFileLimit.js';
 
 /** Options of a {@link SelectorManager}. */
 export interface SelectorManagerOptions extends WatermarkOptions {
@@ -14,7 +24,14 @@ export interface SelectorManagerOptions extends WatermarkOptions {
   connectionFactory: ConnectionFactory;
   /** Idle timeout of new endpoints in ms; 0 = never. Default 30 000. */
   idleTimeoutMs?: number;
-  /** Open endpoints at most (accepted and connected); excess accepted sockets are closed at once and counted. */
+  /**
+   * Open endpoints at most (accepted and connected); past it an accepted socket is closed at once, counted in
+   * `stats().refusedAtLimit` and reported (a {@link ConnectionLimitError}, at most once a second). Default: the
+   * process's open-file limit (`ulimit -n`, read on Linux) less 128 descriptors kept for files, outbound
+   * connections and pipes, so that quay refuses cleanly before the process runs out of descriptors (where Node
+   * drops new connections without telling anyone: see lib/io/OpenFileLimit.ts); unlimited where the limit cannot
+   * be read. `Infinity` turns the bound off.
+   */
   maxConnections?: number;
   /** The idle-timeout scheduler; default: one owned (and closed) by this manager. */
   scheduler?: IdleTimeoutScheduler;
@@ -43,6 +60,13 @@ export interface SelectorManagerStats {
   connected: number;
   /** Accepted sockets closed at once because `maxConnections` was reached or the manager was stopping. */
   refused: number;
+  /** Of `refused`: those refused because `maxConnections` was reached. */
+  refusedAtLimit: number;
+  /**
+   * Seconds in which the process was found at its open-file limit (checked once a second while listening):
+   * during them new connections are dropped by Node before they are accepted, and counted nowhere else.
+   */
+  openFileLimitHits: number;
   open: number;
   closed: number;
   idleExpired: number;
@@ -72,11 +96,26 @@ export class SelectorManager implements EndPointOwner {
   private _address: AddressInfo | undefined;
   private stopping: Promise<void> | undefined;
   private allClosed: (() => void) | undefined;
-  private readonly counters = { accepted: 0, connected: 0, refused: 0, closed: 0, idleExpired: 0, errors: 0, bytesIn: 0, bytesOut: 0 };
+  private readonly counters = {
+    accepted: 0,
+    connected: 0,
+    refused: 0,
+    refusedAtLimit: 0,
+    openFileLimitHits: 0,
+    closed: 0,
+    idleExpired: 0,
+    errors: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+  /** Refusals at `maxConnections` not reported yet (reported once a second by `checkCapacity`). */
+  private unreportedRefusals = 0;
+  private capacityTimer: TimerHandle | undefined;
 
   constructor(options: SelectorManagerOptions) {
     this.options = options;
-    this.maxConnections = options.maxConnections ?? Infinity;
+    this.maxConnections = options.maxConnections ?? defaultMaxConnections(openFileLimit());
+    if (!(this.maxConnections >= 0)) throw new RangeError(`maxConnections must be >= 0, got ${options.maxConnections}`);
     this.ownsScheduler = options.scheduler === undefined;
     this.scheduler = options.scheduler ?? new IdleTimeoutScheduler(options.idleTickMs === undefined ? {} : { tickMs: options.idleTickMs });
   }
@@ -89,6 +128,11 @@ export class SelectorManager implements EndPointOwner {
   /** The bound address once listening (with the real port when 0 was asked). */
   address(): AddressInfo | undefined {
     return this._address;
+  }
+
+  /** The bound on open endpoints in force (see `SelectorManagerOptions.maxConnections`). */
+  get connectionLimit(): number {
+    return this.maxConnections;
   }
 
   /** The open endpoints (accepted and connected). */
@@ -112,6 +156,7 @@ export class SelectorManager implements EndPointOwner {
     });
     this._address = server.address() as AddressInfo;
     this._state = 'STARTED';
+    this.capacityTimer = this.scheduler.clock.setInterval(() => this.checkCapacity(), CAPACITY_CHECK_MS);
     return this._address;
   }
 
@@ -184,6 +229,7 @@ export class SelectorManager implements EndPointOwner {
     const where = this._address === undefined ? 'not listening' : `${this._address.address}:${this._address.port}`;
     const lines = [
       `SelectorManager ${where} ${this._state} accepted=${s.accepted} connected=${s.connected} refused=${s.refused} ` +
+        `(at limit ${s.refusedAtLimit}, max ${this.maxConnections}) openFileLimitHits=${s.openFileLimitHits} ` +
         `open=${s.open} closed=${s.closed} idleExpired=${s.idleExpired} errors=${s.errors} in=${s.bytesIn}B out=${s.bytesOut}B`,
       `+- IdleTimeoutScheduler tick=${this.scheduler.tickMs}ms watching=${this.scheduler.size}`,
     ];
@@ -231,9 +277,29 @@ export class SelectorManager implements EndPointOwner {
     if (this._endPoints.size === 0) this.allClosed?.();
   }
 
+  /**
+   * @internal Once a second while listening: reports the refusals at `maxConnections` since the last check (one
+   * report with a count, however many there were), and probes whether the process is at its open-file limit.
+   */
+  checkCapacity(): void {
+    if (this.unreportedRefusals > 0) {
+      const refused = this.unreportedRefusals;
+      this.unreportedRefusals = 0;
+      this.reportError(new ConnectionLimitError(refused, this.maxConnections, openFileLimit()), undefined);
+    }
+    if (isAtOpenFileLimit()) {
+      this.counters.openFileLimitHits++;
+      this.reportError(new OpenFileLimitError(openFileLimit(), this._endPoints.size), undefined);
+    }
+  }
+
   private accept(socket: Socket): void {
     if (this._state !== 'STARTED' || this._endPoints.size >= this.maxConnections) {
       this.counters.refused++;
+      if (this._state === 'STARTED') {
+        this.counters.refusedAtLimit++;
+        this.unreportedRefusals++;
+      }
       socket.on('error', ignore);
       socket.destroy();
       return;
@@ -267,6 +333,8 @@ export class SelectorManager implements EndPointOwner {
   }
 
   private async doStop(graceMs: number): Promise<void> {
+    this.capacityTimer?.cancel();
+    this.capacityTimer = undefined;
     const server = this.server;
     const listenerClosed =
       server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
@@ -299,3 +367,6 @@ export class SelectorManager implements EndPointOwner {
 }
 
 function ignore(): void {}
+
+/** How often refusals are reported and the open-file limit probed. */
+const CAPACITY_CHECK_MS = 1000;

@@ -82,3 +82,36 @@ function describe(value: unknown): string {
   if (value instanceof Error) return `${value.name}: ${value.message}`;
   return String(value);
 }
+
+/**
+ * New connections were refused because `maxConnections` open endpoints were reached (reported at most once a
+ * second, with how many were refused since the last report).
+ */
+export class ConnectionLimitError extends IoError {
+  /** Connections refused since the previous report. */
+  readonly refused: number;
+  readonly maxConnections: number;
+  constructor(refused: number, maxConnections: number, openFileLimit: number | undefined) {
+    const fileLimit = openFileLimit === undefined ? '' : ` (open-file limit ${openFileLimit})`;
+    super('CONNECTION_LIMIT', `refused ${refused} connection(s): maxConnections ${maxConnections} reached${fileLimit}`);
+    this.refused = refused;
+    this.maxConnections = maxConnections;
+  }
+}
+
+/**
+ * The process is at its open-file limit: new connections are closed by Node (libuv) before quay sees them
+ * (reported at most once a second). Lower `maxConnections`, close what holds descriptors, or raise `ulimit -n`.
+ */
+export class OpenFileLimitError extends IoError {
+  readonly openFileLimit: number | undefined;
+  constructor(openFileLimit: number | undefined, openEndPoints: number) {
+    const limit = openFileLimit === undefined ? 'its open-file limit' : `its open-file limit (${openFileLimit})`;
+    super(
+      'OPEN_FILE_LIMIT',
+      `the process is at ${limit} with ${openEndPoints} connections open: new connections are dropped before they ` +
+        'can be accepted; lower maxConnections or raise the limit (ulimit -n)',
+    );
+    this.openFileLimit = openFileLimit;
+  }
+}
