@@ -147,11 +147,13 @@ class FrameEvents implements FrameParserListener {
  * reads: while the endpoint is not writable, a later ping replaces the waiting one. Our close frame is one by
  * construction (the close handshake's states), after the waiting control frames and the queued data.
  *
- * A peer that does not read at all keeps the endpoint unwritable: while a pong waits, a check every
+ * No byte bound beyond that is needed for control frames (data has `maxBufferedBytes`); what is left to bound is
+ * time. A peer that does not read at all keeps the endpoint unwritable: while a pong waits, a check every
  * `closeTimeoutMs` fails the session with 1008 ('WS_SLOW_CONSUMER', reason "slow consumer", reported once to
- * onError) when not one write completed during the whole period. A peer that reads slowly makes progress and is
- * not failed; but one gathered write that takes it longer than `closeTimeoutMs` to accept (a multi-megabyte
- * message to a slow link) counts as no progress. Independently, the endpoint closes a write stuck for its whole
+ * onError) when not one write completed during the whole period (so one to two periods after the pong began to
+ * wait); the close frame then gets the close timer's `closeTimeoutMs` before TCP is closed. A peer that reads
+ * slowly makes progress and is not failed; but one gathered write that takes it longer than `closeTimeoutMs` to
+ * accept (a multi-megabyte message to a slow link) counts as no progress. Independently, the endpoint closes a write stuck for its whole
  * idle timeout (`WriteTimeoutError`, reported as 1006): with `pingIntervalMs` the idle timeout is the ping
  * interval, so a ping interval shorter than `closeTimeoutMs` ends such a peer first, that way.
  */
