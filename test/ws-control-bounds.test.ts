@@ -155,15 +155,21 @@ t.test('server: when the flooding peer starts reading it gets every pong, in ord
   for (const chunk of pingFlood(true)) peer.write(chunk);
   await until(() => observer.session !== undefined, 5000, 'the session');
   const connection = observer.session!.webSocketConnection;
-  // Stalled: the kernel's buffers are full of pongs, one pong waits, reads are held.
+  // Stalled: the kernel's buffers are full of pongs, one pong waits, reads are held, and no more pings are read
+  // (the same count at two polls 5 ms apart, so not a passing hold during the flood).
+  let lastPings = -1;
   await until(
-    () => connection.waitingControlFrames === 1 && connection.endPoint.isReadingPaused && !connection.endPoint.isWritable,
+    () => {
+      const stalled = connection.waitingControlFrames === 1 && connection.endPoint.isReadingPaused && observer.pings === lastPings;
+      lastPings = observer.pings;
+      return stalled;
+    },
     10_000,
     'the server to hold back',
   );
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  t.equal(connection.waitingControlFrames, 1, 'still one pong waiting');
-  t.equal(connection.endPoint.isReadingPaused, true, 'still holding reads');
+  t.equal(connection.waitingControlFrames, 1, 'one pong waiting');
+  t.equal(connection.endPoint.isReadingPaused, true, 'reads held');
+  t.equal(connection.endPoint.isWritable, false, 'the endpoint over its high watermark');
   t.ok(observer.pings < COUNT, `${observer.pings} of ${COUNT} pings read so far`);
   t.ok(observer.maxBuffered <= HIGH_WATERMARK + 2 * 127, `bufferedAmount max ${observer.maxBuffered} B`);
 
