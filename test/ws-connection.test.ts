@@ -9,7 +9,7 @@ import { MemoryEndPoint } from '../lib/io/MemoryEndPoint.js';
 import type { MemoryEndPointOptions } from '../lib/io/MemoryEndPoint.js';
 import { ManualClock } from '../lib/io/Clock.js';
 import { IdleTimeoutScheduler } from '../lib/io/IdleTimeoutScheduler.js';
-import { ConnectionCallbackError } from '../lib/io/errors.js';
+import { ConnectionCallbackError, WriteTimeoutError } from '../lib/io/errors.js';
 import { HttpConnection } from '../lib/http/HttpConnection.js';
 import { Router } from '../lib/http/Router.js';
 import { WebSocketConnection, resolveSettings } from '../lib/websocket/WebSocketConnection.js';
@@ -466,6 +466,166 @@ t.test('pings and pongs go ahead of data queued behind a stalled endpoint', asyn
   t.same(h.wire.read(), ['binary:40000B', 'binary:40000B', 'pong:peer', 'ping:ours', 'binary:40000B']);
   for (const s of sends) t.equal(await state(s), 'resolved');
   t.equal(h.session.bufferedAmount, 0);
+});
+
+// ------------------------------------------------------------------------------------------------ control frames are bounded
+
+/** The endpoint's default high watermark (WriteFlusher): what a ping flood may fill before its pongs wait. */
+const HIGH_WATERMARK = 64 * 1024;
+/** The largest server control frame: 2 header bytes and 125 of payload (RFC 6455 §5.5). */
+const MAX_SERVER_CONTROL = 127;
+
+/** `count` pings from the peer, payloads `from`..`from + count - 1` as text, in one buffer. */
+function pingFlood(count: number, from = 0): Buffer {
+  const frames: Buffer[] = [];
+  for (let i = from; i < from + count; i++) frames.push(ping(String(i)));
+  return Buffer.concat(frames);
+}
+
+t.test('a ping flood from a peer that does not read: one pong waits, reads are held, the output stays bounded (§5.5.3)', async (t) => {
+  const h = open({}, { onText: (s, data) => void s.sendText(`echo:${data}`) });
+  h.ep.stallWrites(); // the peer reads nothing
+  const COUNT = 100_000;
+  for (let k = 0; k < 4; k++) h.feed(pingFlood(COUNT / 4, (k * COUNT) / 4)); // a few large writes
+  await settle();
+  t.ok(h.ep.pendingBytes <= HIGH_WATERMARK + MAX_SERVER_CONTROL, `the flusher holds ${h.ep.pendingBytes} B, not a pong per ping`);
+  t.ok(h.session.bufferedAmount <= HIGH_WATERMARK + 2 * MAX_SERVER_CONTROL, `bufferedAmount ${h.session.bufferedAmount}`);
+  t.equal(h.connection.waitingControlFrames, 1, 'one pong waits');
+  t.equal(h.ep.isReadingPaused, true, 'reads are held: the rest of the flood stays with the peer (TCP backpressure)');
+  t.equal(h.ep.isTransportPaused, true);
+  const read = h.rec.events.filter((e) => e.startsWith('ping:')).length;
+  t.ok(read < COUNT / 4, `only the pings whose pongs fit were read (${read})`);
+  t.equal(h.session.readyState, ReadyState.OPEN);
+
+  h.ep.resumeWrites(); // the peer reads again
+  await settle();
+  const pongs = h.wire.read().filter((e) => e.startsWith('pong:'));
+  t.equal(pongs.length, COUNT, 'every ping read was answered');
+  t.equal(
+    pongs.findIndex((p, i) => p !== `pong:${i}`),
+    -1,
+    'in order',
+  );
+  t.equal(pongs[pongs.length - 1], `pong:${COUNT - 1}`, 'the last pong carries the most recent ping\'s payload');
+  t.equal(h.ep.isReadingPaused, false);
+  t.equal(h.connection.waitingControlFrames, 0);
+  h.feed(text('still here'));
+  await settle();
+  t.same(h.wire.read(), ['text:echo:still here'], 'the session still works');
+  t.same(h.rec.errors, []);
+  checkNoGuard(t, h);
+});
+
+t.test('a peer that pings and never reads: 1008 WS_SLOW_CONSUMER when no write completed for closeTimeoutMs', async (t) => {
+  const h = open({ closeTimeoutMs: 3000 });
+  h.ep.stallWrites();
+  h.feed(pingFlood(20_000));
+  await settle();
+  t.equal(h.connection.waitingControlFrames, 1);
+  h.clock.advance(2999);
+  t.equal(h.connection.state, 'OPEN', 'not before the bound');
+  h.clock.advance(1);
+  t.equal(h.connection.state, 'FAILED');
+  t.equal(h.rec.errors.length, 1);
+  const error = h.rec.errors[0] as WebSocketSessionError;
+  t.type(error, WebSocketSessionError);
+  t.equal(error.code, 'WS_SLOW_CONSUMER');
+  t.equal(error.closeCode, 1008);
+  t.equal(h.connection.waitingControlFrames, 0, 'the waiting pong is dropped: only the close frame may follow');
+  t.equal(h.ep.isOpen, true, 'the close frame gets closeTimeoutMs to be read');
+  h.clock.advance(3000);
+  t.equal(h.ep.isOpen, false, 'then TCP is closed');
+  t.same(h.rec.closes, [[1008, 'slow consumer']]);
+  t.equal(h.rec.errors.length, 1, 'reported once');
+  t.equal(h.clock.activeTimers, 0, 'no timer left');
+  checkNoGuard(t, h);
+});
+
+t.test('a peer that reads slowly is not a stalled one: the bound counts whole periods without a completed write', async (t) => {
+  const h = open({ closeTimeoutMs: 3000 });
+  h.ep.stallWrites();
+  h.feed(pingFlood(20_000));
+  await settle();
+  h.clock.advance(2000);
+  h.ep.resumeWrites(); // the peer takes everything...
+  await settle();
+  h.ep.stallWrites(); // ...then stops again, while it still pings
+  h.feed(pingFlood(20_000, 20_000));
+  await settle();
+  t.equal(h.connection.waitingControlFrames, 1);
+  h.clock.advance(1000);
+  t.equal(h.connection.state, 'OPEN', 'writes completed during the first period');
+  h.clock.advance(2999);
+  t.equal(h.connection.state, 'OPEN');
+  h.clock.advance(1);
+  t.equal(h.connection.state, 'FAILED', 'a whole period without progress');
+  t.equal((h.rec.errors[0] as WebSocketSessionError).code, 'WS_SLOW_CONSUMER');
+});
+
+t.test('closeTimeoutMs 0: no stall timer, the endpoint\'s write timeout is the bound (1006 WriteTimeoutError)', async (t) => {
+  const h = open({ closeTimeoutMs: 0 }, {}, undefined, { idleTimeoutMs: 5000 });
+  h.ep.stallWrites();
+  h.feed(pingFlood(20_000));
+  await settle();
+  t.equal(h.connection.waitingControlFrames, 1);
+  t.equal(h.clock.activeTimers, 1, 'only the idle scheduler\'s timer');
+  h.clock.advance(5100);
+  t.equal(h.ep.isOpen, false);
+  t.same(h.rec.closes, [[1006, '']]);
+  t.equal(h.rec.errors.length, 1);
+  t.type(h.rec.errors[0], WriteTimeoutError);
+});
+
+t.test('pingIntervalMs shorter than closeTimeoutMs: the write timeout (idle = ping interval) ends a ping flooder first', async (t) => {
+  const h = open({ pingIntervalMs: 1000, closeTimeoutMs: 5000 });
+  h.ep.stallWrites();
+  h.feed(pingFlood(20_000));
+  await settle();
+  t.equal(h.connection.waitingControlFrames, 1);
+  h.clock.advance(1100);
+  t.equal(h.ep.isOpen, false);
+  t.same(h.rec.closes, [[1006, '']]);
+  t.equal(h.rec.errors.length, 1, 'one error: not a pong timeout as well');
+  t.type(h.rec.errors[0], WriteTimeoutError);
+});
+
+t.test('our own pings wait too: one at most, the latest', async (t) => {
+  const h = open();
+  h.ep.stallWrites();
+  const sends = fillPastHighWatermark(h);
+  for (let i = 0; i < 1000; i++) h.session.ping(`p${i}`);
+  t.equal(h.connection.waitingControlFrames, 1);
+  t.equal(h.ep.isReadingPaused, false, 'our pings do not hold reads');
+  h.ep.resumeWrites();
+  await settle();
+  t.same(h.wire.read(), ['binary:40000B', 'binary:40000B', 'ping:p999', 'binary:40000B']);
+  for (const s of sends) t.equal(await state(s), 'resolved');
+  h.session.ping('writable again');
+  await settle();
+  t.same(h.wire.read(), ['ping:writable again']);
+});
+
+t.test('close while a pong waits: the pong, then the close frame, then reads resume for the peer\'s close', async (t) => {
+  const h = open();
+  h.ep.stallWrites();
+  h.feed(pingFlood(20_000));
+  await settle();
+  t.equal(h.ep.isReadingPaused, true);
+  const answered = h.rec.events.filter((e) => e.startsWith('ping:')).length;
+  h.session.close(1000, 'bye');
+  t.equal(h.connection.waitingControlFrames, 0);
+  await settle();
+  t.equal(h.ep.isReadingPaused, false, 'the peer\'s close must be readable');
+  h.feed(close(1000));
+  h.ep.resumeWrites();
+  await settle();
+  const wire = h.wire.read();
+  const pongs = wire.filter((e) => e.startsWith('pong:'));
+  t.equal(pongs.length, answered, 'a pong for each ping read before our close, none after');
+  t.equal(pongs[pongs.length - 1], `pong:${answered - 1}`);
+  t.same(wire.slice(pongs.length), ['close:1000:bye'], 'nothing after the close frame (§5.5.1)');
+  t.same(h.rec.closes, [[1000, '']]);
+  t.equal(h.ep.isTransportClosed, true);
 });
 
 // ------------------------------------------------------------------------------------------------ close handshake

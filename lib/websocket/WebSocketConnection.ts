@@ -73,6 +73,22 @@ interface QueuedFrame {
   callback: WriteCallback | undefined;
 }
 
+/**
+ * Control output waiting for the endpoint to become writable (see "Control frames" on WebSocketConnection): one
+ * slot per kind, so a session holds at most one pong and one ping however many pings arrive or are asked for.
+ * Made on first use and kept: a session that never meets backpressure carries none.
+ */
+interface ControlBacklog {
+  /** The pong for the most recent ping (RFC 6455 §5.5.3), encoded (one buffer of at most 131 bytes). */
+  pong: Buffer[] | undefined;
+  /** Our most recent ping (keepalive or `session.ping()`), encoded; a later one replaces it. */
+  ping: Buffer[] | undefined;
+  /** The stall check (every `closeTimeoutMs`) while a pong waits; it stops itself once nothing waits. */
+  timer: TimerHandle | undefined;
+  /** `endPoint.bytesOut` when the stall check last looked: no change over a whole period is a stall. */
+  bytesOut: number;
+}
+
 /** What a WebSocketConnection is told at creation (by the upgrade handler or the client). */
 export interface WebSocketConnectionOptions {
   /** Which side we are: a server reads masked frames and writes unmasked ones, a client the reverse (§5.1). */
@@ -117,8 +133,29 @@ class FrameEvents implements FrameParserListener {
  * it through its {@link WebSocketSession}.
  *
  * Sending: a data frame goes straight to the endpoint's flusher while the endpoint is writable (below its high
- * watermark, so at most ~64 KiB are ahead of anything sent later); past it, data frames wait here, and ping, pong
- * and close frames go to the flusher at once, ahead of them (Jetty's FrameFlusher does the same).
+ * watermark, so at most ~64 KiB are ahead of anything sent later); past it, data frames wait here (bounded by
+ * `maxBufferedBytes`), and control frames go ahead of them (Jetty's FrameFlusher does the same).
+ *
+ * Control frames are bounded too, because a peer can make us produce them without reading anything: every ping
+ * it sends asks for a pong (RFC 6455 §5.5.2). A pong goes to the flusher at once while the endpoint is writable;
+ * past the high watermark it becomes the one waiting pong, and reads are held (`HOLD_CONTROL`) until
+ * `onWritable` sends it (ahead of the queued data) and releases them. The peer's further pings stay in the
+ * kernel's socket buffers, so TCP backpressure reaches the peer, and every ping read is answered, in order. (Were
+ * a ping read while a pong waits, its pong would replace the waiting one: §5.5.3 allows answering only the most
+ * recent ping.) The control output a ping flood can make us hold is thus the high watermark plus one frame in the
+ * flusher, and one waiting pong. Our own pings (keepalive, `session.ping()`) take the same path without holding
+ * reads: while the endpoint is not writable, a later ping replaces the waiting one. Our close frame is one by
+ * construction (the close handshake's states), after the waiting control frames and the queued data.
+ *
+ * No byte bound beyond that is needed for control frames (data has `maxBufferedBytes`); what is left to bound is
+ * time. A peer that does not read at all keeps the endpoint unwritable: while a pong waits, a check every
+ * `closeTimeoutMs` fails the session with 1008 ('WS_SLOW_CONSUMER', reason "slow consumer", reported once to
+ * onError) when not one write completed during the whole period (so one to two periods after the pong began to
+ * wait); the close frame then gets the close timer's `closeTimeoutMs` before TCP is closed. A peer that reads
+ * slowly makes progress and is not failed; but one gathered write that takes it longer than `closeTimeoutMs` to
+ * accept (a multi-megabyte message to a slow link) counts as no progress. Independently, the endpoint closes a write stuck for its whole
+ * idle timeout (`WriteTimeoutError`, reported as 1006): with `pingIntervalMs` the idle timeout is the ping
+ * interval, so a ping interval shorter than `closeTimeoutMs` ends such a peer first, that way.
  */
 export class WebSocketConnection implements Connection {
   readonly session: WebSocketSession;
@@ -140,6 +177,8 @@ export class WebSocketConnection implements Connection {
   private closeReason = '';
   private closeTimer: TimerHandle | undefined;
   private awaitingPong = false;
+  /** Control frames waiting for the endpoint to be writable; undefined until the first wait. */
+  private control: ControlBacklog | undefined;
   /** Input kept while reads are held (see `readHolds`), parsed first when the last hold is released. */
   private heldInput: Buffer | undefined;
   /** Why reads are held, a bitmask of `HOLD_*` (each reason set and released on its own); 0 = reading. */
@@ -180,9 +219,20 @@ export class WebSocketConnection implements Connection {
     return this._state;
   }
 
-  /** Bytes accepted by sends and not yet handed to the kernel (queued here and in the endpoint's flusher). */
+  /**
+   * Bytes accepted by sends and not yet handed to the kernel (queued here and in the endpoint's flusher),
+   * control frames included.
+   */
   get bufferedAmount(): number {
-    return this.queuedBytes + this.endPoint.pendingBytes;
+    const control = this.control;
+    const waiting = control === undefined ? 0 : controlBytes(control.pong) + controlBytes(control.ping);
+    return this.queuedBytes + this.endPoint.pendingBytes + waiting;
+  }
+
+  /** @internal Control frames waiting for the endpoint to become writable: at most one pong and one ping. */
+  get waitingControlFrames(): number {
+    const control = this.control;
+    return control === undefined ? 0 : (control.pong === undefined ? 0 : 1) + (control.ping === undefined ? 0 : 1);
   }
 
   /** The keepalive interval in ms (0 = off). */
@@ -213,14 +263,15 @@ export class WebSocketConnection implements Connection {
     if (this._state !== 'OPEN') return true; // idle while closing: give up on the handshake (reported as 1006)
     if (this.settings.pingIntervalMs > 0) {
       if (this.awaitingPong) {
-        // While an awaited handler holds reads (awaitHandlers), the peer's pong may be waiting unread in the
-        // endpoint: its silence proves nothing yet. The check resumes with the reads.
+        // While reads are held (an awaited handler, or a pong waiting for a peer that does not read our output),
+        // the peer's pong may be waiting unread in the endpoint: its silence proves nothing yet. The check
+        // resumes with the reads; a peer that reads nothing is ended by the stall check or the write timeout.
         if (this.readHolds !== 0) return false;
         this.fail(new WebSocketSessionError('WS_PONG_TIMEOUT', `no pong within ${this.settings.pingIntervalMs} ms`, 1001));
         return false;
       }
       this.awaitingPong = true;
-      this.sendControl(this.generator.encodePing());
+      this.sendPing(this.generator.encodePing());
       return false;
     }
     this.close(CloseStatus.GOING_AWAY, 'idle timeout');
@@ -228,7 +279,11 @@ export class WebSocketConnection implements Connection {
   }
 
   onWritable(): void {
+    // The waiting pong and ping first (ahead of queued data, as when writable), then the data, then the reads
+    // that the waiting pong held: the peer's next pings get their pongs after the data, not before all of it.
+    if (this.control !== undefined) this.flushControl();
     this.drainQueue();
+    this.releaseReads(HOLD_CONTROL);
   }
 
   onShutdown(): void {
@@ -247,6 +302,7 @@ export class WebSocketConnection implements Connection {
     this._state = 'CLOSED';
     this.closeTimer?.cancel();
     this.closeTimer = undefined;
+    this.stopStallCheck();
     // The error is built only when something waits for it: closing 1,000 idle sessions at once must not build
     // 1,000 stack traces that nobody reads (seen with clinic doctor, perf/profile.ts).
     if (this.queue.length !== 0) {
@@ -270,7 +326,8 @@ export class WebSocketConnection implements Connection {
   }
 
   describe(): string {
-    return `WebSocketConnection{${this.role} ${this._state} ${this.session.path} buffered=${this.bufferedAmount}}`;
+    const waiting = this.waitingControlFrames;
+    return `WebSocketConnection{${this.role} ${this._state} ${this.session.path} buffered=${this.bufferedAmount}${waiting === 0 ? '' : ` control-waiting=${waiting}`}}`;
   }
 
   // ------------------------------------------------------------------------------------ frames (via FrameEvents)
@@ -319,9 +376,12 @@ export class WebSocketConnection implements Connection {
     return this._state !== 'OPEN' && this._state !== 'CLOSE_SENT';
   }
 
-  /** @internal RFC 6455 §5.5.2: answer with a pong carrying the same application data. */
+  /**
+   * @internal RFC 6455 §5.5.2: answer with a pong carrying the same application data (at once, or as the one
+   * waiting pong with reads held: see the class comment). Returns true to stop parsing while reads are held.
+   */
   onPing(payload: Buffer): boolean {
-    if (this._state === 'OPEN') this.sendControl(this.generator.encodePong(payload));
+    if (this._state === 'OPEN') this.answerPing(payload);
     const onPing = this.listener.onPing;
     if (onPing !== undefined) {
       try {
@@ -331,7 +391,7 @@ export class WebSocketConnection implements Connection {
         return true;
       }
     }
-    return false;
+    return this.readHolds !== 0;
   }
 
   /** @internal RFC 6455 §5.5.3: a pong may be unsolicited; it only proves that the peer is alive. */
@@ -414,12 +474,15 @@ export class WebSocketConnection implements Connection {
     return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);
   }
 
-  /** @internal A ping with up to 125 bytes (§5.5.2); goes ahead of queued data. */
+  /**
+   * @internal A ping with up to 125 bytes (§5.5.2); goes ahead of queued data. While the endpoint is not writable
+   * it waits, and a later ping replaces it (one ping waits at most).
+   */
   ping(payload: Buffer): void {
     if (this._state !== 'OPEN') {
       throw new WebSocketSessionError('WS_SESSION_CLOSED', `cannot ping: the session is ${this._state}`, this.closeCode);
     }
-    this.sendControl(this.generator.encodePing(payload));
+    this.sendPing(this.generator.encodePing(payload));
   }
 
   /** @internal Starts the close handshake (§7.1.2); a no-op once closing. */
@@ -434,6 +497,9 @@ export class WebSocketConnection implements Connection {
     this.closeReason = reason;
     this.queueClose(frames);
     this.startCloseTimer();
+    // A pong that waited held reads: the peer's close frame must be read now. Pings read from here on get no
+    // pong (nothing follows our close frame, §5.5.1), so reading costs no output.
+    this.releaseReads(HOLD_CONTROL);
   }
 
   /** @internal Closes the connection at once, without a handshake (ws's `terminate()`): reported as 1006. */
@@ -502,14 +568,93 @@ export class WebSocketConnection implements Connection {
     });
   }
 
-  /** Control frames (ping, pong) skip the data queue, never after our close frame (§5.5.1). */
-  private sendControl(frames: Buffer[]): void {
-    if (this._state !== 'OPEN' || !this.endPoint.isOpen) return;
-    this.endPoint.write(frames);
+  /**
+   * The pong for a ping: to the flusher while the endpoint is writable (control frames skip the data queue);
+   * otherwise the one waiting pong (replacing an older one, §5.5.3), reads held until `onWritable` sends it, and
+   * the stall check started. See the class comment.
+   */
+  private answerPing(payload: Buffer): void {
+    if (!this.endPoint.isOpen) return;
+    const pong = this.generator.encodePong(payload); // one copied buffer: the payload is a view of the read
+    const control = this.control;
+    if (this.endPoint.isWritable && (control === undefined || control.pong === undefined)) {
+      this.endPoint.write(pong);
+      return;
+    }
+    const backlog = (this.control ??= { pong: undefined, ping: undefined, timer: undefined, bytesOut: 0 });
+    backlog.pong = pong;
+    this.holdReads(HOLD_CONTROL);
+    this.startStallCheck(backlog);
   }
 
-  /** Our close frame: after the queued data (a graceful close), then nothing more. */
+  /** Our ping: to the flusher while writable and none waits, else the one waiting ping (the latest). */
+  private sendPing(frames: Buffer[]): void {
+    if (this._state !== 'OPEN' || !this.endPoint.isOpen) return;
+    const control = this.control;
+    if (this.endPoint.isWritable && (control === undefined || control.ping === undefined)) {
+      this.endPoint.write(frames);
+      return;
+    }
+    (this.control ??= { pong: undefined, ping: undefined, timer: undefined, bytesOut: 0 }).ping = frames;
+  }
+
+  /** Writes the waiting pong and ping (at most one of each) to the flusher, whatever its watermark. */
+  private flushControl(): void {
+    const control = this.control!;
+    const pong = control.pong;
+    const ping = control.ping;
+    control.pong = undefined;
+    control.ping = undefined;
+    if (!this.endPoint.isOpen) return;
+    if (pong !== undefined) this.endPoint.write(pong);
+    if (ping !== undefined) this.endPoint.write(ping);
+  }
+
+  /**
+   * While a pong waits, checks every `closeTimeoutMs` that the endpoint wrote something (see the class comment);
+   * `closeTimeoutMs: 0` leaves the bound to the endpoint's write timeout. One timer per stall, not per ping: it
+   * runs until a check finds nothing waiting.
+   */
+  private startStallCheck(control: ControlBacklog): void {
+    if (control.timer !== undefined || this.settings.closeTimeoutMs === 0) return;
+    control.bytesOut = this.endPoint.bytesOut;
+    control.timer = this.endPoint.clock.setInterval(() => this.checkStall(), this.settings.closeTimeoutMs);
+  }
+
+  private checkStall(): void {
+    const control = this.control!;
+    if (this._state !== 'OPEN' || control.pong === undefined) {
+      this.stopStallCheck();
+      return;
+    }
+    const bytesOut = this.endPoint.bytesOut;
+    if (bytesOut !== control.bytesOut) {
+      // A write completed during the period: the peer reads, slowly. Not a stall (yet).
+      control.bytesOut = bytesOut;
+      return;
+    }
+    this.stopStallCheck();
+    this.fail(
+      new WebSocketSessionError(
+        'WS_SLOW_CONSUMER',
+        `the peer read nothing for ${this.settings.closeTimeoutMs} ms while a pong waited (${this.bufferedAmount} bytes buffered)`,
+        CloseStatus.POLICY_VIOLATION,
+      ),
+      'slow consumer',
+    );
+  }
+
+  private stopStallCheck(): void {
+    const control = this.control;
+    if (control?.timer === undefined) return;
+    control.timer.cancel();
+    control.timer = undefined;
+  }
+
+  /** Our close frame: after the waiting control frames and the queued data (a graceful close), then nothing more. */
   private queueClose(frames: Buffer[]): void {
+    // Nothing may follow our close frame (§5.5.1): a waiting pong (answering a ping read before) and ping go first.
+    if (this.control !== undefined) this.flushControl();
     if (this.queue.length === 0) this.writeClose(frames);
     else this.closeFrameQueued = frames;
   }
@@ -557,6 +702,13 @@ export class WebSocketConnection implements Connection {
     this.closeReason = reason ?? truncateReason(error.message);
     if (this.queue.length !== 0) {
       this.failQueue(new WebSocketSessionError('WS_SESSION_CLOSED', `the WebSocket session failed: ${error.message}`, code, { cause: error }));
+    }
+    // Waiting control frames are dropped: the close frame goes now and nothing follows it (§5.5.1).
+    const control = this.control;
+    if (control !== undefined) {
+      control.pong = undefined;
+      control.ping = undefined;
+      this.stopStallCheck();
     }
     this.reportedError = error;
     this.emitError(error);
@@ -662,6 +814,13 @@ const CLIENT_GENERATOR = new FrameGenerator({ role: 'client' });
 
 /** Read holds (`WebSocketConnection.readHolds`): an awaited async onText/onBinary runs (awaitHandlers). */
 const HOLD_HANDLER = 1;
+/** Read hold: a pong waits for the endpoint to become writable (the peer is not reading our output). */
+const HOLD_CONTROL = 2;
+
+/** The size of an encoded control frame (one buffer), 0 for none. */
+function controlBytes(frames: Buffer[] | undefined): number {
+  return frames === undefined ? 0 : frames[0]!.length;
+}
 
 /** The data queue of every session that has nothing waiting (never pushed to: replaced on first use). */
 const NO_QUEUE: QueuedFrame[] = [];

@@ -15,7 +15,10 @@ export interface WebSocketListener {
   onText?(session: WebSocketSession, text: string): void | Promise<void>;
   /** A whole binary message; the buffer is the application's to keep. See `onText` for a returned Promise. */
   onBinary?(session: WebSocketSession, data: Buffer): void | Promise<void>;
-  /** A ping arrived; the pong has already been queued (RFC 6455 §5.5.2). The payload is valid during the call. */
+  /**
+   * A ping arrived; the pong has already been sent or, while the peer is not taking our output, is the one
+   * waiting pong (RFC 6455 §5.5.2, §5.5.3; see `maxBufferedBytes`). The payload is valid during the call.
+   */
   onPing?(session: WebSocketSession, payload: Buffer): void;
   /** A pong arrived (RFC 6455 §5.5.3). The payload is valid during the call. */
   onPong?(session: WebSocketSession, payload: Buffer): void;
@@ -33,7 +36,10 @@ export interface WebSocketListener {
   onError?(session: WebSocketSession, error: Error): void;
 }
 
-/** What happens to a send that would take `bufferedAmount` past `maxBufferedBytes`. */
+/**
+ * What happens to a send that would take `bufferedAmount` past `maxBufferedBytes`. Data only: control frames
+ * (pongs a peer asks for with its pings) are bounded whatever the policy (see `maxBufferedBytes`).
+ */
 export type OverflowPolicy =
   /** The send fails with `WebSocketSessionError` 'WS_BUFFER_OVERFLOW'; the session stays open. */
   | 'reject'
@@ -63,11 +69,22 @@ export interface WebSocketSessionOptions {
    * Bound on `bufferedAmount` (bytes queued for the peer, not yet in the kernel). A send that would pass it is
    * handled by `overflow`. A single message larger than the bound is still accepted when nothing is queued.
    * Default 16 MiB.
+   *
+   * Control frames never grow the buffer past the endpoint's high watermark (64 KiB) plus one frame: past it, the
+   * pong for the peer's latest ping waits (one at most; RFC 6455 §5.5.3) and reads are held until the endpoint
+   * drains, so a peer that pings without reading is held back by TCP instead of growing our memory. If such a
+   * peer reads nothing for `closeTimeoutMs` while a pong waits, the session fails with 1008 ("slow consumer",
+   * `WebSocketSessionError` 'WS_SLOW_CONSUMER', one onError). Our own pings wait the same way (a later one
+   * replaces a waiting one), without holding reads.
    */
   maxBufferedBytes?: number;
   /** Policy past `maxBufferedBytes`. Default `'reject'`. */
   overflow?: OverflowPolicy;
-  /** How long to wait for the peer's close frame (and for the TCP close) after ours. Default 5000 ms. */
+  /**
+   * How long to wait for the peer's close frame (and for the TCP close) after ours; also how long a peer may read
+   * nothing while a pong waits for it (then 1008, see `maxBufferedBytes`). 0 = no such timers: the endpoint's
+   * idle timeout (a write stuck that long closes the connection) is then the only bound. Default 5000 ms.
+   */
   closeTimeoutMs?: number;
   /**
    * Hold further reads while a Promise returned by `onText`/`onBinary` is pending: messages are processed one at

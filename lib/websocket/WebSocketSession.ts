@@ -93,7 +93,8 @@ export class WebSocketSession {
 
   /**
    * Sends a ping (RFC 6455 §5.5.2) with up to 125 bytes; it goes ahead of queued data. The pong arrives in
-   * `onPong`.
+   * `onPong`. While the peer is not taking our output (the endpoint over its high watermark) the ping waits, and
+   * a later ping replaces a waiting one: pings do not pile up behind a peer that does not read.
    * @throws WebSocketSessionError 'WS_SESSION_CLOSED' when the session is closing; FrameEncodeError over 125 bytes.
    */
   ping(data: Buffer | string = EMPTY): void {

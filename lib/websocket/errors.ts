@@ -86,6 +86,11 @@ export type WebSocketSessionErrorCode =
   | 'WS_CLOSE_TIMEOUT'
   /** No pong came back within the ping interval (`pingIntervalMs`): the peer is presumed gone. */
   | 'WS_PONG_TIMEOUT'
+  /**
+   * 1008: the peer sends pings but read nothing of our output for `closeTimeoutMs` while a pong waited (a ping
+   * flood from a peer that does not read; see WebSocketConnection, "Control frames").
+   */
+  | 'WS_SLOW_CONSUMER'
   /** An application callback (onOpen, onText, ...) threw or rejected; the session closes with 1011. */
   | 'WS_CALLBACK_FAILED';
 
