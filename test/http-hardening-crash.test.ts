@@ -146,6 +146,45 @@ t.test('end(), write() and send() after the client left: safe to drop', async (t
   t.match(await awaited, { code: 'HTTP_RESPONSE_STATE' }, 'who awaits still sees the rejection');
 });
 
+t.test('body reads dropped while the client leaves mid-body: no unhandled rejection', async (t) => {
+  let dropped!: () => void;
+  const droppedDone = new Promise<void>((r) => (dropped = r));
+  const { server, port, errors } = await startServer(t, (req, res) => {
+    void req.bytes();
+    void req.text();
+    void req.json();
+    req.bytes(4); // over its limit once the body comes: a RequestBodyError, not awaited
+    dropped();
+    setTimeout(() => void res.end('late'), 50);
+  });
+  const s = connect({ host: HOST, port });
+  s.on('error', () => {});
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  s.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nsome of the body');
+  await droppedDone;
+  s.destroy();
+  t.ok(await until(() => server.stats().closed >= 1), 'the server saw the client leave');
+  await new Promise((r) => setTimeout(r, 100));
+  await noUnhandledRejection(t);
+  t.equal(errors.filter((e) => e.context.kind === 'handler').length, 0);
+});
+
+t.test('WebSocketClient.connect() to a port nobody listens on, not awaited: no unhandled rejection', async (t) => {
+  const { WebSocketClient } = await import('../lib/websocket/WebSocketClient.js');
+  const probe = new Server({ port: 0, host: HOST }, (_q, r) => void r.end());
+  const { port } = await probe.start();
+  await probe.stop(100); // the port is free again: connect is refused
+  const client = new WebSocketClient();
+  const failed = client.connect(`ws://${HOST}:${port}/`);
+  void client.connect('not a url');
+  let seen: unknown;
+  await failed.catch((e: unknown) => (seen = e));
+  t.ok(seen instanceof Error, 'who awaits still sees the failure');
+  void client.stop(100);
+  void client.connect(`ws://${HOST}:${port}/`); // stopped: rejects
+  await noUnhandledRejection(t);
+});
+
 // ------------------------------------------------------------------------------------------------ item 2
 
 t.test('setHeader / addHeader / headers.set / headers.add refuse bad names and values synchronously', async (t) => {
