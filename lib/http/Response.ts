@@ -196,7 +196,8 @@ export class Response {
   /**
    * Switches protocols (RFC 9110 §15.2.2): writes `101 Switching Protocols` with these headers and swaps the
    * endpoint's connection in place for `next(endPoint)`. The bytes that followed the request head are handed to
-   * the new connection before any later read. Only for a request with `isUpgrade`.
+   * the new connection before any later read. Only for a request with `isUpgrade`. Throws `InvalidHeaderError`
+   * for a bad name or value (nothing is written).
    */
   upgrade(fields: Record<string, string>, next: (endPoint: EndPoint) => Connection): void {
     if (this._state !== 'HEADERS') throw new ResponseStateError('cannot upgrade: the response was already started');
