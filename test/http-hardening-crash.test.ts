@@ -308,7 +308,7 @@ function reportsIn(lines: string[][], pattern: RegExp): number {
   let n = 0;
   for (const line of lines) {
     const text = line.join(' ');
-    const suppressed = /quay: (\d+) more .* suppressed/.exec(text);
+    const suppressed = /quay: (\d+) more suppressed: /.exec(text);
     if (suppressed !== null) n += Number(suppressed[1]);
     else if (pattern.test(text)) n++;
   }
@@ -328,7 +328,7 @@ t.test('default onError: a burst of handler errors is a few lines with a suppres
   await server.stop(500); // prints the pending summary
   t.ok(lines.length <= 6, `a bounded number of lines in all (${lines.length})`);
   t.ok(
-    lines.some((l) => /quay: \d+ more handler error TypeError suppressed/.test(l.join(' '))),
+    lines.some((l) => /quay: \d+ more suppressed: handler error TypeError \(/.test(l.join(' '))),
     'a summary line says how many were suppressed',
   );
   t.equal(reportsIn(lines, /quay: handler error \(GET \/x\)/), N, 'printed + suppressed = every error');
@@ -376,7 +376,7 @@ t.test('ErrorReporter: one line per kind per window, then the suppressed count',
   t.equal(reporter.suppressed, 999);
   now = 1000;
   reporter.report('handler error', new TypeError('later'), 'later');
-  t.match(printed[2], /^quay: 999 more handler error TypeError suppressed/);
+  t.match(printed[2], /^quay: 999 more suppressed: handler error TypeError \(/);
   t.equal(printed[3], 'later', 'a new window prints again');
   // A peer cannot make every report a new kind: the kind is name and code, not message; and kinds are capped.
   const capped = new ErrorReporter({ now: () => 0, maxKinds: 2, print: (...args) => void printed.push(args.map(String).join(' ')) });
@@ -388,7 +388,7 @@ t.test('ErrorReporter: one line per kind per window, then the suppressed count',
   }
   t.same(printed, ['code 0', 'code 1', 'code 2'], 'two kinds and one shared bucket');
   capped.flush();
-  t.match(printed[3], /^quay: 97 more handler error \(other kinds\) suppressed/);
+  t.match(printed[3], /^quay: 97 more suppressed: handler error \(other kinds\) \(/);
   // A printer that throws does not reach the caller.
   const throwing = new ErrorReporter({
     print: () => {
@@ -396,6 +396,21 @@ t.test('ErrorReporter: one line per kind per window, then the suppressed count',
     },
   });
   t.doesNotThrow(() => throwing.report('handler error', new Error('x'), 'x'));
+});
+
+t.test('ErrorReporter: the summary comes at the window end without another error, and the window still holds', async (t) => {
+  let now = 0;
+  const printed: string[] = [];
+  const reporter = new ErrorReporter({ intervalMs: 20, now: () => now, print: (...args) => void printed.push(args.map(String).join(' ')) });
+  for (let i = 0; i < 5; i++) reporter.report('handler error', new Error('x'), `error ${i}`);
+  t.same(printed, ['error 0']);
+  t.ok(await until(() => printed.length === 2, 100, 10), 'the timer printed the summary');
+  t.match(printed[1], /^quay: 4 more suppressed: handler error \(/);
+  now = 10; // still inside the window of 'error 0'
+  reporter.report('handler error', new Error('x'), 'error 5');
+  t.equal(printed.length, 2, 'not printed: its kind was printed less than a window ago');
+  reporter.flush();
+  t.match(printed[2], /^quay: 1 more suppressed: /);
 });
 
 t.test('NODE_DEBUG=quay: details go to util.debuglog and nothing throws', async (t) => {

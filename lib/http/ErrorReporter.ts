@@ -63,7 +63,7 @@ export class ErrorReporter {
     try {
       debug('%s: %s', category, error.stack ?? error.message);
       const code = (error as { code?: unknown }).code;
-      let key = `${category} ${error.name}${typeof code === 'string' ? ` ${code}` : ''}`;
+      let key = `${category}${error.name === 'Error' ? '' : ` ${error.name}`}${typeof code === 'string' ? ` ${code}` : ''}`;
       let bucket = this.buckets.get(key);
       if (bucket === undefined && this.buckets.size >= this.maxKinds) {
         key = `${category} (other kinds)`;
@@ -83,7 +83,7 @@ export class ErrorReporter {
       }
       bucket.suppressed++;
       if (this.timer === undefined) {
-        this.timer = setTimeout(() => this.flush(), this.intervalMs);
+        this.timer = setTimeout(() => this.onWindowEnd(), this.intervalMs);
         this.timer.unref();
       }
     } catch {
@@ -103,11 +103,25 @@ export class ErrorReporter {
     this.buckets.clear();
   }
 
+  /** The timer: the pending counts are printed; kinds whose window is over are forgotten. */
+  private onWindowEnd(): void {
+    this.timer = undefined;
+    try {
+      const now = this.now();
+      for (const [key, bucket] of this.buckets) {
+        this.summarize(bucket);
+        if (now - bucket.windowStart >= this.intervalMs) this.buckets.delete(key);
+      }
+    } catch {
+      // As in report().
+    }
+  }
+
   private summarize(bucket: Bucket): void {
     if (bucket.suppressed === 0) return;
     const n = bucket.suppressed;
     bucket.suppressed = 0;
-    this.print(`quay: ${n} more ${bucket.label} suppressed (at most one per ${this.intervalMs} ms is printed; NODE_DEBUG=quay prints each)`);
+    this.print(`quay: ${n} more suppressed: ${bucket.label} (one of a kind per ${this.intervalMs} ms is printed; NODE_DEBUG=quay prints each)`);
   }
 
   private print(...args: unknown[]): void {
