@@ -142,7 +142,7 @@ export class Server implements HttpErrorReporter {
         (this.defaultReporter ??= new ErrorReporter()).report('handler error', error, `quay: handler error${what}:`, error);
       } else if (context.kind === 'upgrade') {
         // A misrouted upgrade is worth seeing while developing, but any client can send refused upgrades: rate-limited.
-        (this.defaultReporter ??= new ErrorReporter()).report('upgrade', error, `quay: ${error.message}`);
+        (this.defaultReporter ??= new ErrorReporter()).report('upgrade answered without 101', error, `quay: ${error.message}`);
       } else {
         debug('%s: %s', context.kind, error.message);
       }
