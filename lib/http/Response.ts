@@ -122,7 +122,8 @@ export class Response {
 
   /**
    * Writes a body chunk (a string is UTF-8). Sends the head first if needed. Resolves when more may be written.
-   * Rejects with `ResponseStateError` after `end()`.
+   * Rejects with `ResponseStateError` after `end()`, with `EndPointClosedError` when the connection closed.
+   * Safe to drop.
    */
   write(chunk: Buffer | string): Promise<void> {
     if (this.finished) return safeToDrop(Promise.reject(new ResponseStateError('write after end')));
@@ -136,7 +137,10 @@ export class Response {
 
   /**
    * Ends the response, with an optional last chunk. Resolves when every byte reached the kernel; rejects if the
-   * connection closed first. Calling it twice rejects with `ResponseStateError`.
+   * connection closed first (`EndPointClosedError`, whose `cause` says why). Calling it twice rejects with
+   * `ResponseStateError`. Safe to drop. Throws synchronously if the head cannot be written: `HttpGeneratorError`
+   * for a status outside 100..999 or a reason phrase with CR/LF, `ResponseStateError` for an invalid
+   * Content-Length (a handler that throws gets the 500, on fresh headers).
    */
   end(chunk?: Buffer | string): Promise<void> {
     if (this.finished) return safeToDrop(Promise.reject(new ResponseStateError('end called twice')));
