@@ -20,6 +20,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  ErrorReporter,
   Router,
   Server,
   StaticHandler,
@@ -299,7 +300,7 @@ export interface ChatServerOptions {
   pingIntervalMs?: number;
   /** Members at most. Default 1000. */
   maxMembers?: number;
-  /** Told of joins, leaves and server errors. Default: silent but for handler errors (console.error). */
+  /** Told of joins, leaves and server errors. Default: silent but for handler errors (console.error, rate-limited). */
   log?: (line: string) => void;
 }
 
@@ -360,6 +361,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   // Same path, two handlers: the upgrade handler declines a plain GET (returns false) and the router passes it on
   // to the page, as Jetty's demo servlet answered both on one URL.
   const router = new Router().route('/', chat).route('/', page);
+  const reporter = new ErrorReporter(); // in proportion: one line per kind of error per second, with a count
   const server = new Server({
     port: options.port ?? 8080,
     host: options.host ?? '127.0.0.1',
@@ -367,7 +369,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     onError: (error: Error, context: ServerErrorContext) => {
       // Refused upgrades (a foreign origin, no `chat` subprotocol) and dropped peers are routine: told only to `log`.
       if (log !== undefined) log(`! ${context.kind}: ${error.message}`);
-      else if (context.kind === 'handler') console.error('chat: handler error:', error);
+      else if (context.kind === 'handler') reporter.report('handler error', error, 'chat: handler error:', error);
     },
   }, router);
   const address = await server.start();

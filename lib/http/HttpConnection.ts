@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { debuglog } from 'node:util';
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { EndPointClosedError } from '../io/errors.js';
@@ -29,6 +30,9 @@ export interface HttpConnectionOptions {
 export interface HttpErrorReporter {
   reportError(error: Error, context: { kind: 'handler' | 'bad-request' | 'upgrade'; request?: Request; endPoint: EndPoint }): void;
 }
+
+/** `NODE_DEBUG=quay`: details that are not worth a line on stderr (a client that left mid-response). */
+const debug = debuglog('quay');
 
 /** Input held while parsing is blocked; over this the socket is paused. */
 const HOLD_LIMIT = 64 * 1024;
@@ -71,6 +75,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   private readonly headerTimeoutMs: number;
   /** Requests served on this connection. */
   requests = 0;
+  /** Handler errors that were the client leaving (see onHandlerError). */
+  private disconnectsSeen = 0;
 
   constructor(
     readonly endPoint: EndPoint,
@@ -319,18 +325,47 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   private afterHandle(value: boolean | void, ex: Exchange): void {
     if (value !== false || ex.response.headersSent || this.exchange !== ex) return;
-    void ex.response.send(404, `404 Not Found: ${ex.request.path}\n`).catch(ignore);
+    this.answerFresh(ex, 404, `404 Not Found: ${ex.request.path}\n`, false);
   }
 
   private onHandlerError(e: unknown, ex: Exchange): void {
     const error = e instanceof Error ? e : new Error(String(e));
+    if (this.isDisconnect(error)) {
+      // The client left and the handler's write (or body read) failed with it: normal, and it may come once per
+      // pipelined response (135,000 at once after one reset). Not a handler error; the close itself was reported
+      // once by the connection layer (as 'io', when it was an I/O error). First one per connection to NODE_DEBUG.
+      if (this.disconnectsSeen++ === 0) debug('handler of %s %s saw the client leave: %s', ex.head.method, ex.head.target, error.message);
+      return;
+    }
     this.reporter.reportError(error, { kind: 'handler', request: ex.request, endPoint: this.endPoint });
     if (this.exchange !== ex || this._state === 'CLOSED') return;
     if (!ex.response.headersSent) {
-      ex.response.setHeader('Connection', 'close');
-      void ex.response.send(500, '500 Internal Server Error\n').catch(ignore);
+      this.answerFresh(ex, 500, '500 Internal Server Error\n', true);
     } else if (!ex.response.finished) {
       this.endPoint.close(error);
+    }
+  }
+
+  /**
+   * A handler error after the connection closed, caused by the close (EndPointClosedError from a write,
+   * ResponseAbortedError from a body read, possibly wrapped in the handler's own error's `cause`).
+   */
+  private isDisconnect(error: Error): boolean {
+    if (this._state !== 'CLOSED' && this.endPoint.isOpen) return false;
+    let e: unknown = error;
+    for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+      if (e instanceof EndPointClosedError || e instanceof ResponseAbortedError) return true;
+      e = e.cause;
+    }
+    return false;
+  }
+
+  /** The connection's own answer on fresh headers (the handler's may be what failed); never throws. */
+  private answerFresh(ex: Exchange, status: number, body: string, close: boolean): void {
+    try {
+      void ex.response.sendFresh(status, body, close);
+    } catch (e) {
+      this.endPoint.close(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
@@ -455,5 +490,3 @@ export class HttpConnectionFactory implements ConnectionFactory {
     return new HttpConnection(endPoint, this.handler, this.reporter, this.options);
   }
 }
-
-function ignore(): void {}

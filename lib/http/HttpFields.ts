@@ -1,3 +1,5 @@
+import { checkFieldName, checkFieldValue } from './fieldValidation.js';
+
 /**
  * Header (or trailer) fields: an ordered multimap with case-insensitive names (RFC 9110 §5.1). Names keep the
  * case they were given or received with, for output; lookups compare lower-cased names. Order is kept, and a
@@ -6,6 +8,11 @@
  * Backed by one flat array of `[name, lowerName, value]` triples: a single allocation for any number of fields
  * (this object is created for every request), and the parser can hand over a name it already lower-cased (a
  * cached constant for common names).
+ *
+ * Every name and value is checked when it is added or set ({@link add}, {@link set}, {@link from}): a name must be
+ * a token, a value must not hold CR, LF, NUL, other control characters or characters above U+00FF (RFC 9110 §5.1,
+ * §5.5); otherwise an `InvalidHeaderError` is thrown at once. So every field held here can be written as is
+ * (the parser's fields were checked byte by byte as they were read).
  *
  * Lookup semantics: {@link get} returns the FIRST value only; {@link getCombined} joins every value with ", " as
  * RFC 9110 §5.3 allows for list-valued fields (not for Set-Cookie, which {@link getAll} serves).
@@ -31,24 +38,38 @@ export class HttpFields implements Iterable<[string, string]> {
     return this.triples.length / 3;
   }
 
-  /** Adds a field after the existing ones (keeps other fields of the same name). */
+  /**
+   * Adds a field after the existing ones (keeps other fields of the same name). Throws `InvalidHeaderError`
+   * for a name that is not a token or an invalid value.
+   */
   add(name: string, value: string): this {
+    checkFieldName(name);
+    checkFieldValue(name, value);
     this.triples.push(name, name.toLowerCase(), value);
     return this;
   }
 
   /**
    * @internal The parser's fast path: `lowered` is `name.toLowerCase()`, computed (or looked up) by the caller.
+   * Not checked: the parser has checked every byte of the name and value (RFC 9110 §5.1, §5.5).
    */
   addLowered(name: string, lowered: string, value: string): void {
     this.triples.push(name, lowered, value);
   }
 
-  /** Replaces every field of that name with one, at the position of the first (or at the end if none). */
+  /**
+   * Replaces every field of that name with one, at the position of the first (or at the end if none). Throws
+   * `InvalidHeaderError` (and changes nothing) for a name that is not a token or an invalid value.
+   */
   set(name: string, value: string): this {
+    checkFieldName(name);
+    checkFieldValue(name, value);
     const key = name.toLowerCase();
     const i = this.indexOf(key, 0);
-    if (i < 0) return this.add(name, value);
+    if (i < 0) {
+      this.triples.push(name, key, value);
+      return this;
+    }
     this.triples[i] = name;
     this.triples[i + 2] = value;
     this.removeFrom(key, i + 3);
@@ -84,6 +105,11 @@ export class HttpFields implements Iterable<[string, string]> {
   /** Whether a field of that name is present. */
   has(name: string): boolean {
     return this.indexOf(name.toLowerCase(), 0) >= 0;
+  }
+
+  /** Removes every field. */
+  clear(): void {
+    this.triples.length = 0;
   }
 
   /** Removes every field of that name; returns how many were removed. */

@@ -1,6 +1,7 @@
 import { HttpFields } from './HttpFields.js';
 import { reasonPhrase, statusAllowsBody } from './HttpStatus.js';
 import { HttpGeneratorError } from './errors.js';
+import { INVALID_VALUE, TOKEN, checkFieldName, checkFieldValue } from './fieldValidation.js';
 
 /** Header fields as the generator takes them: HttpFields, or a record (an array value gives one line each). */
 export type FieldsInit = HttpFields | Readonly<Record<string, string | number | readonly string[]>>;
@@ -47,14 +48,6 @@ export const CRLF: Buffer = Buffer.from('\r\n', 'latin1');
 /** `0\r\n\r\n`: the last chunk with no trailer fields, ending a chunked body (RFC 9112 §7.1). */
 export const LAST_CHUNK: Buffer = Buffer.from('0\r\n\r\n', 'latin1');
 
-/** token (RFC 9110 §5.6.2). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/**
- * What a field value (or reason phrase) must not contain (RFC 9110 §5.5): NUL, CR, LF and the other control
- * characters except HTAB, DEL, and anything above U+00FF, which a latin1 encoding would truncate onto a byte
- * such as CR or LF (U+560D would become `\r`).
- */
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** request-target characters: visible ASCII (RFC 9112 §3.2). */
 const TARGET = /^[\x21-\x7e]+$/;
 
@@ -228,7 +221,7 @@ export function generateRequestHead(info: RequestHeadInfo): Buffer {
   }
   let head = `${info.method} ${info.target} HTTP/1.${versionMinor}\r\n`;
   if (host !== undefined) {
-    checkValue('Host', host);
+    checkFieldValue('Host', host);
     head += `Host: ${host}\r\n`;
   }
   let keepAlive = info.keepAlive ?? true;
@@ -358,22 +351,28 @@ function writeFields(fields: FieldsInit, owned: ReadonlyMap<string, Owned>, head
   out.connectionTokens = '';
   out.date = false;
   if (fields instanceof HttpFields) {
+    // HttpFields checked each name and value when it was set (or the parser did as it read them): not again.
     for (let i = 0; i < fields.size; i++) writeField(out, owned, fields.nameAt(i), fields.lowerAt(i), fields.valueAt(i));
   } else {
     for (const name of Object.keys(fields)) {
       const value = fields[name]!;
       const lower = name.toLowerCase();
-      if (typeof value === 'string') writeField(out, owned, name, lower, value);
+      checkFieldName(name);
+      if (typeof value === 'string') writeField(out, owned, name, lower, checked(name, value));
       else if (typeof value === 'number') writeField(out, owned, name, lower, String(value));
-      else for (const v of value) writeField(out, owned, name, lower, v);
+      else for (const v of value) writeField(out, owned, name, lower, checked(name, v));
     }
   }
   return out;
 }
 
+function checked(name: string, value: string): string {
+  checkFieldValue(name, value);
+  return value;
+}
+
+/** Writes one field whose name and value were checked. */
 function writeField(out: WrittenFields, owned: ReadonlyMap<string, Owned>, name: string, lower: string, value: string): void {
-  if (!TOKEN.test(name)) throw new HttpGeneratorError('HTTP_INVALID_FIELD_NAME', `invalid field name ${JSON.stringify(name)}`);
-  checkValue(name, value);
   const how = owned.get(lower) ?? Owned.WRITE;
   switch (how) {
     case Owned.WRITE:
@@ -399,11 +398,6 @@ function writeField(out: WrittenFields, owned: ReadonlyMap<string, Owned>, name:
   }
 }
 
-function checkValue(name: string, value: string): void {
-  if (INVALID_VALUE.test(value)) {
-    throw new HttpGeneratorError('HTTP_INVALID_FIELD_VALUE', `invalid value for ${name}: CR, LF, a control character or a character above U+00FF`);
-  }
-}
 
 function checkLength(n: number): void {
   if (!(n === -1 || (Number.isSafeInteger(n) && n >= 0))) throw new HttpGeneratorError('HTTP_INVALID_FRAMING', `invalid content length ${n}`);

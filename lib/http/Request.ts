@@ -116,8 +116,26 @@ export class Request implements AsyncIterable<Buffer> {
     }
   }
 
-  /** The whole body as bytes. `limit` (bytes) guards memory: over it, a `RequestBodyError` (413) is thrown. */
-  async bytes(limit = 16 * 1024 * 1024): Promise<Buffer> {
+  /**
+   * The whole body as bytes. `limit` (bytes) guards memory: over it, a `RequestBodyError` (413) is thrown. Rejects
+   * with `ResponseAbortedError` if the connection closes first. Safe to drop (`void request.bytes()` drains the
+   * body): a rejection nobody awaits does not reach `unhandledRejection`.
+   */
+  bytes(limit = 16 * 1024 * 1024): Promise<Buffer> {
+    return safeToDrop(this.collect(limit));
+  }
+
+  /** The whole body decoded as UTF-8. Like {@link bytes}. */
+  text(limit?: number): Promise<string> {
+    return safeToDrop(this.collect(limit).then(utf8));
+  }
+
+  /** The whole body parsed as JSON; a syntax error becomes a `RequestBodyError` (400). Like {@link bytes}. */
+  json<T = unknown>(limit?: number): Promise<T> {
+    return safeToDrop(this.collect(limit).then(parseJson<T>));
+  }
+
+  private async collect(limit = 16 * 1024 * 1024): Promise<Buffer> {
     const parts: Buffer[] = [];
     let total = 0;
     for await (const chunk of this) {
@@ -126,21 +144,6 @@ export class Request implements AsyncIterable<Buffer> {
       parts.push(chunk);
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
-  }
-
-  /** The whole body decoded as UTF-8. */
-  async text(limit?: number): Promise<string> {
-    return (await this.bytes(limit)).toString('utf8');
-  }
-
-  /** The whole body parsed as JSON; a syntax error becomes a `RequestBodyError` (400). */
-  async json<T = unknown>(limit?: number): Promise<T> {
-    const text = await this.text(limit);
-    try {
-      return JSON.parse(text) as T;
-    } catch (e) {
-      throw new RequestBodyError(400, `request body is not valid JSON: ${(e as Error).message}`);
-    }
   }
 
   /** @internal Body bytes from the parser (already copied). Returns true when the reader is behind. */
@@ -176,5 +179,25 @@ export class Request implements AsyncIterable<Buffer> {
     this.waiter = undefined;
     if (this.failure !== undefined && this.chunks.length === 0) waiter.reject(this.failure);
     else waiter.resolve();
+  }
+}
+
+const handled = (): void => {};
+
+/** Marks a rejection handled (who awaits still sees it): see Response. */
+function safeToDrop<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(handled);
+  return promise;
+}
+
+function utf8(body: Buffer): string {
+  return body.toString('utf8');
+}
+
+function parseJson<T>(body: Buffer): T {
+  try {
+    return JSON.parse(body.toString('utf8')) as T;
+  } catch (e) {
+    throw new RequestBodyError(400, `request body is not valid JSON: ${(e as Error).message}`);
   }
 }

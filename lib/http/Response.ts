@@ -3,6 +3,7 @@ import type { EndPoint } from '../io/EndPoint.js';
 import { HttpFields } from './HttpFields.js';
 import { CRLF, LAST_CHUNK, chunkHeader, generateResponseHead } from './HttpGenerator.js';
 import { ResponseStateError } from './exchangeErrors.js';
+import { checkFieldName, checkFieldValue } from './fieldValidation.js';
 
 /** What a Response needs from its connection. */
 export interface ResponseChannel {
@@ -26,12 +27,32 @@ export type ResponseState = 'HEADERS' | 'COMMITTED' | 'COMPLETE' | 'UPGRADED';
 
 const RESOLVED = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
+const handled = (): void => {};
+
+/**
+ * Marks a Promise's rejection handled (as WebSocketSession's sends do): a handler that does not await `end()`
+ * for a client that left must not take the process down with an unhandled rejection. Who awaits still sees it.
+ */
+function safeToDrop<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(handled);
+  return promise;
+}
 
 /**
  * An HTTP response. Set `status` and headers, then `write()` body chunks (each returns a Promise that
  * resolves at once while the connection is under its high watermark, and later when it has drained: await it
  * for backpressure) and `end()`. With no `Content-Length` set, a body written in several calls is sent
  * chunked (HTTP/1.1) or close-delimited (HTTP/1.0); `end(body)` alone sends a `Content-Length`.
+ *
+ * Every Promise it returns is safe to drop: a rejection nobody awaits (the client left: `EndPointClosedError`)
+ * never reaches `unhandledRejection`; who awaits it still sees it. A handler that rethrows such an error after
+ * the connection closed is counted as a disconnect, not as a handler error (see `ServerErrorContext`).
+ *
+ * Header names must be tokens and values must not contain CR, LF, NUL, other control characters or characters
+ * above U+00FF (RFC 9110 §5.1, §5.5): `setHeader`, `addHeader` and `headers.add` / `headers.set` throw an
+ * `InvalidHeaderError` at once otherwise (as node:http's `ERR_INVALID_CHAR`), so a value copied from a request
+ * cannot split the response (RFC 9112 §11.1). Encode such data first (`encodeURIComponent`, RFC 8187 for
+ * `Content-Disposition: attachment; filename*=UTF-8''...`).
  */
 export class Response {
   /** The status code; settable until the head is sent. */
@@ -65,16 +86,24 @@ export class Response {
     return this._state === 'COMPLETE' || this._state === 'UPGRADED';
   }
 
-  /** Sets a header (replacing any value). Throws once the head was sent. */
+  /**
+   * Sets a header (replacing any value). Throws `ResponseStateError` once the head was sent, and
+   * `InvalidHeaderError` (nothing changed) for a name that is not a token or an invalid value.
+   */
   setHeader(name: string, value: string | number | readonly string[]): this {
     this.checkHeaders();
-    this.headers.delete(name);
-    if (Array.isArray(value)) for (const v of value as readonly string[]) this.headers.add(name, v);
-    else this.headers.add(name, String(value));
+    if (Array.isArray(value)) {
+      checkFieldName(name);
+      for (const v of value as readonly string[]) checkFieldValue(name, v);
+      this.headers.delete(name);
+      for (const v of value as readonly string[]) this.headers.add(name, v);
+    } else {
+      this.headers.set(name, typeof value === 'number' ? String(value) : (value as string));
+    }
     return this;
   }
 
-  /** Adds a header value (keeping the others). */
+  /** Adds a header value (keeping the others). Throws like {@link setHeader}. */
   addHeader(name: string, value: string): this {
     this.checkHeaders();
     this.headers.add(name, value);
@@ -93,23 +122,28 @@ export class Response {
 
   /**
    * Writes a body chunk (a string is UTF-8). Sends the head first if needed. Resolves when more may be written.
-   * Rejects with `ResponseStateError` after `end()`.
+   * Rejects with `ResponseStateError` after `end()`, with `EndPointClosedError` when the connection closed.
+   * Safe to drop.
    */
   write(chunk: Buffer | string): Promise<void> {
-    if (this.finished) return Promise.reject(new ResponseStateError('write after end'));
+    if (this.finished) return safeToDrop(Promise.reject(new ResponseStateError('write after end')));
     const data = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(-1)] : [];
     this.appendBody(buffers, data);
     if (buffers.length === 0) return RESOLVED;
-    return this.channel.write(buffers) ? RESOLVED : this.channel.whenWritable();
+    // Under the high watermark: the shared resolved Promise (no allocation); above it, the connection's wait.
+    return this.channel.write(buffers) ? RESOLVED : safeToDrop(this.channel.whenWritable());
   }
 
   /**
    * Ends the response, with an optional last chunk. Resolves when every byte reached the kernel; rejects if the
-   * connection closed first. Calling it twice rejects with `ResponseStateError`.
+   * connection closed first (`EndPointClosedError`, whose `cause` says why). Calling it twice rejects with
+   * `ResponseStateError`. Safe to drop. Throws synchronously if the head cannot be written: `HttpGeneratorError`
+   * for a status outside 100..999 or a reason phrase with CR/LF, `ResponseStateError` for an invalid
+   * Content-Length (a handler that throws gets the 500, on fresh headers).
    */
   end(chunk?: Buffer | string): Promise<void> {
-    if (this.finished) return Promise.reject(new ResponseStateError('end called twice'));
+    if (this.finished) return safeToDrop(Promise.reject(new ResponseStateError('end called twice')));
     let data: Buffer = EMPTY;
     if (chunk !== undefined) {
       data = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
@@ -127,11 +161,33 @@ export class Response {
     }
     this._state = 'COMPLETE';
     const keepAlive = this.keepAlive;
-    const done = new Promise<void>((resolve, reject) => {
-      this.channel.write(buffers, (error) => (error === null ? resolve() : reject(error)));
+    let done: Promise<void> | undefined;
+    let failedEarly = false;
+    done = new Promise<void>((resolve, reject) => {
+      this.channel.write(buffers, (error) => {
+        if (error === null) return resolve();
+        // Marked handled only when it fails (no extra Promise per response); the callback may run before
+        // `new Promise` returns (a closed connection), then it is marked right after.
+        if (done === undefined) failedEarly = true;
+        else done.catch(handled);
+        reject(error);
+      });
     });
+    if (failedEarly) done.catch(handled);
     this.channel.onResponseComplete(keepAlive);
     return done;
+  }
+
+  /**
+   * @internal The connection's own answer (500 after a handler error, 404 when no handler took the request):
+   * status and body on fresh headers, since the handler's (or its status and reason) may be what failed.
+   */
+  sendFresh(status: number, body: string, close: boolean): Promise<void> {
+    this.headers.clear();
+    this.reason = undefined;
+    this.status = status;
+    if (close) this.headers.set('Connection', 'close');
+    return this.end(body);
   }
 
   /** Sends a complete response in one call: status, optional content type, body. */
@@ -144,7 +200,8 @@ export class Response {
   /**
    * Switches protocols (RFC 9110 §15.2.2): writes `101 Switching Protocols` with these headers and swaps the
    * endpoint's connection in place for `next(endPoint)`. The bytes that followed the request head are handed to
-   * the new connection before any later read. Only for a request with `isUpgrade`.
+   * the new connection before any later read. Only for a request with `isUpgrade`. Throws `InvalidHeaderError`
+   * for a bad name or value (nothing is written).
    */
   upgrade(fields: Record<string, string>, next: (endPoint: EndPoint) => Connection): void {
     if (this._state !== 'HEADERS') throw new ResponseStateError('cannot upgrade: the response was already started');
@@ -152,9 +209,8 @@ export class Response {
     // Connection header is `Upgrade` (RFC 9110 §7.8).
     let head = 'HTTP/1.1 101 Switching Protocols\r\n';
     for (const [name, value] of Object.entries(fields)) {
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value)) {
-        throw new ResponseStateError(`invalid header for 101: ${JSON.stringify(name)}`);
-      }
+      checkFieldName(name);
+      checkFieldValue(name, value);
       head += `${name}: ${value}\r\n`;
     }
     this._state = 'UPGRADED';

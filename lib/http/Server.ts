@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { debuglog } from 'node:util';
 import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import { SelectorManager } from '../io/SelectorManager.js';
 import type { SelectorManagerStats } from '../io/SelectorManager.js';
@@ -6,6 +7,7 @@ import type { EndPoint } from '../io/EndPoint.js';
 import { ConnectionLimitError, OpenFileLimitError } from '../io/errors.js';
 import type { Handler, HandlerFunction } from './Handler.js';
 import { toHandler } from './Handler.js';
+import { ErrorReporter } from './ErrorReporter.js';
 import { HttpConnectionFactory } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import type { Request } from './Request.js';
@@ -35,8 +37,12 @@ export interface ServerOptions extends HttpConnectionOptions {
   bufferPool?: ByteBufferPool;
   /**
    * Told of every handler error (then answered 500 or closed), every rejected request (400, 413, 431...), every
-   * upgrade that no handler took, and every connection closed by an I/O error. Default: `console.error` for
-   * handler errors only.
+   * upgrade that no handler took, and every connection closed by an I/O error. Not told of a handler that failed
+   * because its client left (see {@link ServerErrorContext}).
+   *
+   * Default: handler errors, and upgrades answered without 101, on `console.error`, in proportion: at most one
+   * line per kind of error (category, error name and code) per second, then one line with the count of those
+   * suppressed. Everything else, and each suppressed error, goes to `NODE_DEBUG=quay` (`util.debuglog`).
    */
   onError?: (error: Error, context: ServerErrorContext) => void;
 }
@@ -50,6 +56,12 @@ export interface ServerErrorContext {
    * error (reset, broken pipe, write timeout); `capacity`: connections refused at `maxConnections`
    * (`ConnectionLimitError`) or the process at its open-file limit (`OpenFileLimitError`), at most once a second
    * each, with counts.
+   *
+   * A handler that fails because its client left (the rejection of its `end()` / `write()` with an
+   * `EndPointClosedError`, or of a body read with a `ResponseAbortedError`, rethrown or in the `cause` of its own
+   * error, after the connection closed) is a disconnect, not a handler error: it is not reported here at all, as
+   * one reset after 100,000 pipelined requests would otherwise make 100,000 reports. The connection's close is
+   * reported once, as `io`, when an I/O error (a reset) caused it. `NODE_DEBUG=quay` shows the first per connection.
    */
   kind: 'handler' | 'bad-request' | 'upgrade' | 'websocket' | 'io' | 'capacity';
   request?: Request;
@@ -70,6 +82,8 @@ export class Server implements HttpErrorReporter {
   handler: Handler | undefined;
   readonly options: ServerOptions;
   private readonly manager: SelectorManager;
+  /** The default `onError`'s rate limit (created on first use). */
+  private defaultReporter: ErrorReporter | undefined;
 
   constructor(options: ServerOptions = {}, handler?: Handler | HandlerFunction) {
     this.options = options;
@@ -95,7 +109,9 @@ export class Server implements HttpErrorReporter {
 
   /** Graceful stop: in-flight requests finish, idle keep-alive connections close, the rest are closed at the deadline. */
   stop(graceMs = 30_000): Promise<void> {
-    return this.manager.stop(graceMs);
+    const stopped = this.manager.stop(graceMs).finally(() => this.defaultReporter?.flush());
+    stopped.catch(ignore); // safe to drop, like every Promise quay returns
+    return stopped;
   }
 
   /** The bound address once started. */
@@ -126,9 +142,19 @@ export class Server implements HttpErrorReporter {
   private emitError(error: Error, context: ServerErrorContext): void {
     const hook = this.options.onError;
     if (hook === undefined) {
-      if (context.kind === 'handler') console.error('quay: handler error:', error);
-      else if (context.kind === 'upgrade') console.error(`quay: ${error.message}`);
-      else if (context.kind === 'capacity') console.error(`quay: ${error.message}`); // once a second at most
+      if (context.kind === 'handler') {
+        const request = context.request;
+        const what = request === undefined ? '' : ` (${request.method} ${clip(request.path)})`;
+        (this.defaultReporter ??= new ErrorReporter()).report('handler error', error, `quay: handler error${what}:`, error);
+      } else if (context.kind === 'upgrade') {
+        // A misrouted upgrade is worth seeing while developing, but any client can send refused upgrades: rate-limited.
+        (this.defaultReporter ??= new ErrorReporter()).report('upgrade answered without 101', error, `quay: ${error.message}`);
+      } else if (context.kind === 'capacity') {
+        // Already once a second at most, with a count (SelectorManager.checkCapacity): an operator must see these.
+        console.error(`quay: ${error.message}`);
+      } else {
+        debug('%s: %s', context.kind, error.message);
+      }
       return;
     }
     try {
@@ -137,6 +163,15 @@ export class Server implements HttpErrorReporter {
       // An error hook that throws must not break the server.
     }
   }
+}
+
+const debug = debuglog('quay');
+
+function ignore(): void {}
+
+/** A request path in a log line: a peer chose it, so it is clipped. */
+function clip(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}...` : path;
 }
 
 /**

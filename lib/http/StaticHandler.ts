@@ -46,7 +46,17 @@ export class StaticHandler implements Handler {
     this.root = resolve(options.root);
   }
 
-  async handle(request: Request, response: Response): Promise<boolean> {
+  /**
+   * Serves the file for `request` (false: not a GET/HEAD or outside the prefix). Rejects if the client leaves
+   * mid-file (the server counts that as a disconnect); safe to drop, like every Promise quay returns.
+   */
+  handle(request: Request, response: Response): Promise<boolean> {
+    const served = this.serve(request, response);
+    served.catch(handled);
+    return served;
+  }
+
+  private async serve(request: Request, response: Response): Promise<boolean> {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false;
     let path = request.path;
     const prefix = this.options.prefix;
@@ -161,6 +171,8 @@ export class StaticHandler implements Handler {
     return true;
   }
 }
+
+const handled = (): void => {};
 
 /** RFC 9110 §13.1.2 / §13.1.3: If-None-Match wins over If-Modified-Since. */
 function notModified(request: Request, etag: string, lastModified: Date): boolean {

@@ -105,3 +105,23 @@ export class HttpGeneratorError extends Error {
     this.name = 'HttpGeneratorError';
   }
 }
+
+/**
+ * A header name that is not a token, or a value with CR, LF, NUL, another control character, DEL or a character
+ * above U+00FF (RFC 9110 §5.1, §5.5), refused when it is set (`Response.setHeader`, `addHeader`,
+ * `HttpFields.add` / `set`), synchronously, as node:http's `ERR_INVALID_CHAR` is: the mistake shows where it was
+ * made, and a value copied from a request (`?next=%0d%0aSet-Cookie:x`) can never split the response (RFC 9112
+ * §11.1). A handler that throws it gets the 500 answer, built from fresh headers. Its codes are the generator's
+ * (one code per rule), so it is also an {@link HttpGeneratorError}.
+ */
+export class InvalidHeaderError extends HttpGeneratorError {
+  constructor(
+    code: 'HTTP_INVALID_FIELD_NAME' | 'HTTP_INVALID_FIELD_VALUE',
+    message: string,
+    /** The offending field name (as given, possibly truncated to 64 characters). */
+    readonly fieldName: string,
+  ) {
+    super(code, message);
+    this.name = 'InvalidHeaderError';
+  }
+}

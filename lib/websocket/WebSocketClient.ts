@@ -145,7 +145,8 @@ export class WebSocketClient {
    * Opens a WebSocket to `url` (`ws://host[:port][/path][?query]`; IPv6 hosts in brackets). Resolves with the
    * session once the server's 101 has been checked and the listener's `onOpen` has run; frames the server sent
    * with its 101 reach the listener right after. Rejects with a {@link HandshakeError} (the socket, if any, is
-   * closed), or with a TypeError / RangeError for invalid options (before any connection is attempted).
+   * closed), or with a TypeError / RangeError for invalid options (before any connection is attempted). Safe to
+   * drop: a rejection nobody awaits does not reach `unhandledRejection`.
    *
    * Sessions whose options resolve to the same settings share one settings object (as the sessions of one
    * upgrade handler do), so `{ ...base, listener }` per connection costs nothing per idle session.
@@ -160,14 +161,16 @@ export class WebSocketClient {
       resolved = resolveConnectOptions(options);
       request = buildRequest(target, resolved, key);
     } catch (e) {
-      return Promise.reject(e);
+      return safeToDrop(Promise.reject(e));
     }
     if (this.stopping !== undefined) {
-      return Promise.reject(new HandshakeError('WS_CLIENT_STOPPED', 'the WebSocket client was stopped'));
+      return safeToDrop(Promise.reject(new HandshakeError('WS_CLIENT_STOPPED', 'the WebSocket client was stopped')));
     }
-    return new Promise<WebSocketSession>((resolve, reject) => {
-      new WebSocketClientConnection(this, target, resolved, key, request, resolve, reject).start();
-    });
+    return safeToDrop(
+      new Promise<WebSocketSession>((resolve, reject) => {
+        new WebSocketClientConnection(this, target, resolved, key, request, resolve, reject).start();
+      }),
+    );
   }
 
   /**
@@ -179,9 +182,11 @@ export class WebSocketClient {
     if (this.stopping !== undefined) return this.stopping;
     // Fail what is not yet an endpoint of the manager (still connecting): the manager would not see it.
     for (const connection of [...this.handshakes]) connection.onClientStopped();
-    this.stopping = this.selectorManager.stop(graceMs).then(() => {
-      if (this.ownsScheduler) this.selectorManager.scheduler.close();
-    });
+    this.stopping = safeToDrop(
+      this.selectorManager.stop(graceMs).then(() => {
+        if (this.ownsScheduler) this.selectorManager.scheduler.close();
+      }),
+    );
     return this.stopping;
   }
 
@@ -197,6 +202,17 @@ export class WebSocketClient {
 }
 
 let defaultClient: WebSocketClient | undefined;
+
+const handled = (): void => {};
+
+/**
+ * Marks a rejection handled: a `connect()` nobody awaits (fire and forget, with a listener) to a server that is
+ * down must not end the process with an unhandled rejection. Who awaits still sees it.
+ */
+function safeToDrop<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(handled);
+  return promise;
+}
 
 /** The client's manager never listens; connections come from `connect()` with their own factory. */
 const NO_ACCEPT: ConnectionFactory = {
