@@ -535,7 +535,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   /** The rest of a body the handler left unread may be discarded to keep the connection: known, and small enough. */
   private canDiscard(ex: Exchange): boolean {
     const head = ex.head;
-    if (head.chunked || head.contentLength < 0) return false;
+    if (head.chunked) return false; // its length is unknown
+    if (head.contentLength <= 0) return true; // no body (RFC 9112 §6.3: a request without either has none)
     // A client waiting for a 100 Continue that never came may never send its body (RFC 9110 §10.1.1).
     if (head.expectContinue && !ex.continueSent) return false;
     return head.contentLength - this.bodyBytes <= this.maxDiscardBytes;
