@@ -414,3 +414,106 @@ t.test('strictness: authority-form GET and a chunk size with trailing whitespace
     t.equal(ep.isOutputShutdown, true);
   }
 });
+
+t.test('lingering close: a last response still being written is not cut while it moves; a stuck one is closed despite a trickle', async (t) => {
+  /** A peer that takes one write batch per `resumeWrites()`. */
+  class OneBatchAtATime extends MemoryEndPoint {
+    override transmit(buffers: Buffer[], byteCount: number): void {
+      this.stallWrites();
+      super.transmit(buffers, byteCount);
+    }
+  }
+  const twoBatches: Handler = {
+    async handle(_req, res) {
+      res.setHeader('Connection', 'close');
+      res.write('a'.repeat(1000)).catch(() => {}); // flushed at the end of this tick: in flight
+      await new Promise((r) => setImmediate(r));
+      res.end('b'.repeat(1000)).catch(() => {}); // queued behind it: the last response is still being written
+    },
+  };
+  const clock = new ManualClock(1_000);
+  const scheduler = new IdleTimeoutScheduler({ clock, tickMs: TICK_MS });
+  t.teardown(() => scheduler.close());
+  const reporter: HttpErrorReporter = { reportError: () => {} };
+  const ep = new OneBatchAtATime({ scheduler, idleTimeoutMs: 1_000 });
+  ep.open(new HttpConnection(ep, () => twoBatches, reporter, { discardTimeoutMs: 500 }));
+  ep.feed('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  for (let i = 0; i < 3; i++) await tick();
+  let closedAt = -1;
+  for (let i = 0; i < 40 && closedAt < 0; i++) {
+    ep.feed('z'); // the client trickles, which keeps the idle timeout from expiring
+    clock.advance(100);
+    if (i === 8 || i === 16) {
+      t.equal(ep.state, 'OPEN', `still open at step ${i}: the response moves`);
+      ep.resumeWrites(); // the client reads one batch
+    }
+    await tick();
+    if (ep.state === 'CLOSED') closedAt = i;
+  }
+  t.equal(ep.isOutputShutdown, true, 'the whole response went out, then FIN');
+  t.ok(closedAt > 16, `closed after lingering once the response was out (step ${closedAt})`);
+  t.ok(ep.takeOutput().length > 2000);
+
+  // Stuck: the client never reads, but trickles bytes.
+  const big: Handler = { handle: (_req, res) => void res.setHeader('Connection', 'close').end('b'.repeat(200_000)).catch(() => {}) };
+  const stuck = setup(big, { discardTimeoutMs: 500 }, 2_000);
+  stuck.ep.stallWrites();
+  stuck.ep.feed('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await tick();
+  for (let i = 0; i < 40 && stuck.ep.state !== 'CLOSED'; i++) {
+    stuck.ep.feed('z');
+    stuck.clock.advance(200);
+    await tick();
+  }
+  t.equal(stuck.ep.state, 'CLOSED', 'closed once the write did not move for the idle timeout');
+});
+
+// ------------------------------------------------------------------------------------------- lib/io: deadlines in the sweep
+
+t.test('IdleTimeoutScheduler: a target deadline fires at the first sweep at or after it, independent of activity', async (t) => {
+  const clock = new ManualClock(0);
+  const scheduler = new IdleTimeoutScheduler({ clock, tickMs: 100 });
+  t.teardown(() => scheduler.close());
+  const calls: number[] = [];
+  const target = {
+    idleTimeoutMs: 10_000,
+    lastActivityMs: 0,
+    idleSlot: -1,
+    deadlineMs: 250,
+    onIdleExpired: (): void => {},
+    onDeadline(now: number): void {
+      calls.push(now);
+      this.deadlineMs = Infinity;
+    },
+  };
+  scheduler.register(target);
+  for (let i = 0; i < 5; i++) {
+    clock.advance(100);
+    target.lastActivityMs = clock.now(); // activity does not move a deadline
+  }
+  t.same(calls, [300], 'once, at the first sweep at or after 250');
+  // A deadline callback that closes (unregisters) its target skips that target's idle check.
+  const other = { ...target, idleTimeoutMs: 1, lastActivityMs: 0, idleSlot: -1, deadlineMs: 0, expired: 0 };
+  other.onIdleExpired = (): void => void other.expired++;
+  other.onDeadline = (): void => scheduler.unregister(other);
+  scheduler.register(other);
+  clock.advance(100);
+  t.equal(other.expired, 0);
+  t.equal(other.idleSlot, -1);
+});
+
+t.test('EndPoint: deadlineMs reaches the connection once, and an upgrade clears it', async (t) => {
+  const clock = new ManualClock(0);
+  const scheduler = new IdleTimeoutScheduler({ clock, tickMs: 100 });
+  t.teardown(() => scheduler.close());
+  const ep = new MemoryEndPoint({ scheduler, idleTimeoutMs: 0 });
+  const seen: number[] = [];
+  ep.open({ onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose() {}, onDeadline: (now) => void seen.push(now) });
+  ep.deadlineMs = 150;
+  clock.advance(500);
+  t.same(seen, [200], 'called once (the deadline is reset before the call)');
+  t.equal(ep.deadlineMs, Infinity);
+  ep.deadlineMs = 700;
+  ep.upgrade({ onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose() {} });
+  t.equal(ep.deadlineMs, Infinity, 'the next protocol starts without the old deadline');
+});

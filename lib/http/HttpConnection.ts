@@ -127,6 +127,9 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   /** Lingering close: until when, and the bytes written when it was last extended (a last response still moving). */
   private lingerDeadline = Infinity;
   private lingerBytesOut = 0;
+  private lingerProgressAt = 0;
+  /** The last response was still being written at the last linger check. */
+  private lingerFlushing = false;
   /** Requests served on this connection. */
   requests = 0;
 
@@ -191,9 +194,22 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (state === 'CLOSING' && ex === undefined) {
       if (now < this.lingerDeadline) return this.armDeadline();
       const ep = this.endPoint;
-      if (ep.state !== 'OUTPUT_SHUTDOWN' && ep.bytesOut !== this.lingerBytesOut) {
-        // The last response is still being written, and it moves: lingering has not started yet.
-        this.lingerBytesOut = ep.bytesOut;
+      if (ep.state !== 'OUTPUT_SHUTDOWN') {
+        // The last response is still being written: lingering has not started. A write that does not move for the
+        // idle timeout is closed here (the endpoint's own write timeout would not fire while the client trickles).
+        if (ep.bytesOut !== this.lingerBytesOut) {
+          this.lingerBytesOut = ep.bytesOut;
+          this.lingerProgressAt = now;
+        }
+        const stuckFor = now - this.lingerProgressAt;
+        if (ep.idleTimeoutMs === 0 || stuckFor < Math.max(ep.idleTimeoutMs, this.discardTimeoutMs)) {
+          this.lingerFlushing = true;
+          this.lingerDeadline = now + this.discardTimeoutMs;
+          return this.armDeadline();
+        }
+      } else if (this.lingerFlushing) {
+        // The last response was flushed since the last check: the client gets a whole period to close.
+        this.lingerFlushing = false;
         this.lingerDeadline = now + this.discardTimeoutMs;
         return this.armDeadline();
       }
@@ -215,7 +231,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       );
       return;
     }
-    if (ex.requestComplete) return;
+    if (ex.requestComplete) return this.armDeadline();
     if (ex.responseComplete) {
       // Discarding the rest of a body the handler did not read: it had its time.
       if (now >= this.discardDeadline || now >= this.requestDeadline) this.closeAfterResponse(ex, true);
@@ -413,7 +429,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     }
     if (ex.requestComplete) {
       this.finishExchange(ex);
-    } else {
+    } else if (ex.head.contentLength > 0) {
+      // (A request without a body completes right after its head: nothing to discard.)
       // The rest of the request body is read and discarded (onBody), then the next request is parsed; bounded in
       // bytes (canDiscard) and in time.
       this.discardDeadline = this.discardTimeoutMs > 0 ? this.endPoint.clock.now() + this.discardTimeoutMs : Infinity;
@@ -567,8 +584,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (this.discardTimeoutMs === 0) {
       this.lingerDeadline = Infinity;
     } else {
-      this.lingerDeadline = this.endPoint.clock.now() + this.discardTimeoutMs;
+      const now = this.endPoint.clock.now();
+      this.lingerDeadline = now + this.discardTimeoutMs;
       this.lingerBytesOut = this.endPoint.bytesOut;
+      this.lingerProgressAt = now;
+      this.lingerFlushing = false;
     }
     this.armDeadline();
   }
@@ -650,7 +670,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     }
     this.parsing = false;
     const state = this._state;
-    if (offset < buffer.length && state !== 'CLOSED') this.keepRest(buffer, offset, owned);
+    if (offset < buffer.length && (state === 'IDLE' || state === 'REQUEST')) this.keepRest(buffer, offset, owned);
     if (this.pendingUpgrade !== undefined) {
       this.completeUpgrade();
       return;
