@@ -517,3 +517,10 @@ t.test('EndPoint: deadlineMs reaches the connection once, and an upgrade clears 
   ep.upgrade({ onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose() {} });
   t.equal(ep.deadlineMs, Infinity, 'the next protocol starts without the old deadline');
 });
+
+t.test('the new options are checked at construction', async (t) => {
+  for (const name of ['requestTimeoutMs', 'minRequestDataRate', 'minRequestDataRateGraceMs', 'maxDiscardBytes', 'discardTimeoutMs']) {
+    t.throws(() => new Server({ port: 0, [name]: -1 }), RangeError, `${name}: -1`);
+    t.throws(() => new Server({ port: 0, [name]: Number.NaN }), RangeError, `${name}: NaN`);
+  }
+});

@@ -676,12 +676,12 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       return;
     }
     if (this.exchange === undefined && (state === 'IDLE' || state === 'REQUEST')) {
-      if (!this.headStarted && !this.parser.atMessageBoundary) this.startHead(now ?? this.endPoint.clock.now());
-      else if (this.peerClosed && this.heldLength === 0) {
+      if (this.peerClosed && this.heldLength === 0) {
         // The client half-closed: every request it sent was answered (and a partial one never will be).
         this.closeAfterLastRequest();
         return;
       }
+      if (!this.headStarted && !this.parser.atMessageBoundary) this.startHead(now ?? this.endPoint.clock.now());
     }
     // A response may have completed while we were parsing (a synchronous handler): go on with what is held.
     if (this.heldLength !== 0 && !this.isBlocked()) this.drive();
@@ -784,11 +784,18 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
 /** Makes an HttpConnection per endpoint. */
 export class HttpConnectionFactory implements ConnectionFactory {
+  /** @throws RangeError when a timeout, rate or byte count of `options` is negative or not a number. */
   constructor(
     private readonly handler: () => Handler | undefined,
     private readonly reporter: HttpErrorReporter,
     private readonly options: HttpConnectionOptions = {},
-  ) {}
+  ) {
+    // Checked once here (at `new Server()`), not at the first connection.
+    for (const name of NUMERIC_OPTIONS) {
+      const value = options[name];
+      if (value !== undefined) nonNegative(name, value);
+    }
+  }
 
   newConnection(endPoint: EndPoint): Connection {
     return new HttpConnection(endPoint, this.handler, this.reporter, this.options);
@@ -796,6 +803,15 @@ export class HttpConnectionFactory implements ConnectionFactory {
 }
 
 function ignore(): void {}
+
+const NUMERIC_OPTIONS = [
+  'headerTimeoutMs',
+  'requestTimeoutMs',
+  'minRequestDataRate',
+  'minRequestDataRateGraceMs',
+  'maxDiscardBytes',
+  'discardTimeoutMs',
+] as const satisfies readonly (keyof HttpConnectionOptions)[];
 
 function nonNegative(name: string, value: number): number {
   if (!(value >= 0)) throw new RangeError(`${name} must be a number >= 0, got ${value}`);
