@@ -153,12 +153,36 @@ t.test('request-target forms (RFC 9112 §3.2)', async (t) => {
     ['CONNECT', 'example.com'],
     ['CONNECT', 'example.com:'],
     ['CONNECT', 'user@example.com:443'],
+    // authority-form is only for CONNECT (RFC 9112 §3.2.3), even though it looks like scheme ":" path.
+    ['GET', 'host:443'],
+    ['GET', 'example.com:8080'],
+    ['POST', '[::1]:80'],
+    ['OPTIONS', 'localhost:1'],
   ];
   for (const [method, target] of bad) {
     const e = errorOf(`${method} ${target} HTTP/1.1\r\nHost: h\r\n\r\n`);
     t.equal(e.code, 'HTTP_BAD_TARGET', `${method} ${target} refused`);
     t.equal(e.status, 400);
   }
+});
+
+t.test('whitespace after a chunk size without a chunk extension is refused (RFC 9112 §7.1)', async (t) => {
+  const head = 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n';
+  for (const line of ['3 \r\n', '3\t\r\n', '3  \t \r\n', '0 \r\n']) {
+    const e = errorOf(`${head}${line}abc\r\n0\r\n\r\n`);
+    t.equal(e.code, 'HTTP_BAD_CHUNK_SIZE', JSON.stringify(line));
+    t.equal(e.status, 400);
+  }
+  // Byte by byte too: the refusal does not depend on where the input is cut.
+  const parser = new HttpParser(new Collector());
+  const input = latin1(`${head}3 \r\nabc\r\n0\r\n\r\n`);
+  let code: string | undefined;
+  try {
+    for (let i = 0; i < input.length; i++) parser.parse(input.subarray(i, i + 1));
+  } catch (e) {
+    code = (e as HttpParseError).code;
+  }
+  t.equal(code, 'HTTP_BAD_CHUNK_SIZE', 'byte by byte');
 });
 
 t.test('keep-alive, upgrade and 100-continue from the fields', async (t) => {
@@ -212,8 +236,8 @@ t.test('chunked bodies: extensions, trailers, case-insensitive coding, upper-cas
   t.equal(ms[0]!.body, 'hello 0123456789');
   t.same(ms[0]!.trailers, [['X-Trailer', 'done'], ['x-second', '2']]);
   t.equal(parseAll('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')[0]!.trailers, undefined, 'no trailers');
-  const lenient = parseAll('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n');
-  t.equal(lenient[0]!.body, 'abc', 'whitespace after the size without an extension is accepted');
+  const bws = parseAll('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 \t;a=b\r\nabc\r\n0\r\n\r\n');
+  t.equal(bws[0]!.body, 'abc', 'whitespace before a chunk extension is BWS (RFC 9112 §7.1.1)');
   const framing = parseAll('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n');
   t.equal(framing.length, 2, 'a Content-Length trailer does not change the framing');
 });

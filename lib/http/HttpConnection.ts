@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
@@ -24,6 +23,35 @@ export interface HttpConnectionOptions {
    * 408 and is closed: a slow client cannot hold a connection by trickling a header (slowloris). 0 disables.
    */
   headerTimeoutMs?: number;
+  /**
+   * A whole request, head and body, must be received within this many ms of its first byte (default 300 000, as
+   * node:http's `requestTimeout`), or the client gets 408 and is closed (just closed if the response was already
+   * started): a body trickled a byte at a time cannot hold a connection for ever. The time counts while a handler
+   * reads the body slowly too: raise it for long uploads. 0 disables.
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Minimum request body data rate in bytes per second (Jetty's `minRequestDataRate`), measured over the body read
+   * so far from the end of the head (or from the 100 Continue), after `minRequestDataRateGraceMs`; a slower client
+   * gets 408 and is closed. While the handler is the slow side (the body is backed up) the measurement starts
+   * again. Default 0: off.
+   */
+  minRequestDataRate?: number;
+  /** How long a body may arrive slower than `minRequestDataRate` before it is measured, in ms. Default 1000. */
+  minRequestDataRateGraceMs?: number;
+  /**
+   * A handler that answers without reading the whole body leaves the rest for the connection to read and discard
+   * before the next request. At most this many unread bytes (known from Content-Length) are discarded to keep the
+   * connection; a longer or chunked unread body gets `Connection: close` on the response (or, if the response was
+   * already committed, a close after it). Default 64 KiB.
+   */
+  maxDiscardBytes?: number;
+  /**
+   * How long, in ms, discarding such a body may take, and how long a closing connection reads (and discards) what
+   * the client still sends after the last response before it is closed (a lingering close, so that the client gets
+   * the response rather than a reset). Default 5000. 0 = no limit (the idle timeout still applies).
+   */
+  discardTimeoutMs?: number;
 }
 
 /** Told of handler failures and rejected requests. */
@@ -50,8 +78,10 @@ interface Exchange {
   head: HttpRequestHead;
   requestComplete: boolean;
   responseComplete: boolean;
-  /** The connection stops after this response (request said close, response said close, server stopping). */
+  /** A 100 Continue is owed: the client expects one and it was not sent yet (RFC 9110 §10.1.1). */
   continue100: boolean;
+  /** A 100 Continue was sent (the client was told to send its body). */
+  continueSent: boolean;
 }
 
 /**
@@ -64,15 +94,46 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   private readonly parser: HttpParser;
   private _state: HttpConnectionState = 'IDLE';
   private exchange: Exchange | undefined;
-  /** Received bytes not parsed yet (parsing is blocked); always a private copy. */
-  private held: Buffer | undefined;
+  /**
+   * Received bytes not parsed yet (parsing is blocked): `heldStore[0, heldLength)`, a private copy grown by doubling,
+   * so that holding up to HOLD_LIMIT in small reads costs O(HOLD_LIMIT) copying, not O(HOLD_LIMIT²).
+   */
+  private heldStore: Buffer | undefined;
+  private heldLength = 0;
   private parsing = false;
-  private headStartedAt = 0;
   private shuttingDown = false;
   private peerClosed = false;
   private pendingUpgrade: ((endPoint: EndPoint) => Connection) | undefined;
   private writableWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly headerTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly minRequestDataRate: number;
+  private readonly rateGraceMs: number;
+  private readonly maxDiscardBytes: number;
+  private readonly discardTimeoutMs: number;
+
+  // Deadlines (clock times of endPoint.clock; Infinity = none). The earliest one of the current phase is put on
+  // endPoint.deadlineMs, which the idle-timeout sweep checks (see armDeadline / onDeadline): no timer per request.
+  /** Whether the head being received has started (its first byte was parsed), and when. */
+  private headStarted = false;
+  private headStartedAt = 0;
+  /** The head's deadline: first byte + min(headerTimeoutMs, requestTimeoutMs). */
+  private headDeadline = Infinity;
+  /** The current request's deadline: first byte + requestTimeoutMs (set when its head is complete, if it has a body). */
+  private requestDeadline = Infinity;
+  /** Body bytes of the current request received so far (read by the handler or discarded). */
+  private bodyBytes = 0;
+  /** Data-rate measurement: since when (Infinity = not measuring), and the body bytes at that time. */
+  private rateStartedAt = Infinity;
+  private rateBaseBytes = 0;
+  /** Discarding the rest of a body after the response: until when. */
+  private discardDeadline = Infinity;
+  /** Lingering close: until when, and the bytes written when it was last extended (a last response still moving). */
+  private lingerDeadline = Infinity;
+  private lingerBytesOut = 0;
+  private lingerProgressAt = 0;
+  /** The last response was still being written at the last linger check. */
+  private lingerFlushing = false;
   /** Requests served on this connection. */
   requests = 0;
   /** Handler errors that were the client leaving (see onHandlerError). */
@@ -85,7 +146,12 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     options: HttpConnectionOptions = {},
   ) {
     this.parser = new HttpParser(this, { mode: 'request', ...(options.limits === undefined ? {} : { limits: options.limits }) });
-    this.headerTimeoutMs = options.headerTimeoutMs ?? 10_000;
+    this.headerTimeoutMs = nonNegative('headerTimeoutMs', options.headerTimeoutMs ?? 10_000);
+    this.requestTimeoutMs = nonNegative('requestTimeoutMs', options.requestTimeoutMs ?? 300_000);
+    this.minRequestDataRate = nonNegative('minRequestDataRate', options.minRequestDataRate ?? 0);
+    this.rateGraceMs = nonNegative('minRequestDataRateGraceMs', options.minRequestDataRateGraceMs ?? 1000);
+    this.maxDiscardBytes = nonNegative('maxDiscardBytes', options.maxDiscardBytes ?? 64 * 1024);
+    this.discardTimeoutMs = nonNegative('discardTimeoutMs', options.discardTimeoutMs ?? 5000);
   }
 
   /** See {@link HttpConnectionState}. */
@@ -99,30 +165,112 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   onFillable(bytes: Buffer): void {
     if (this._state === 'CLOSED' || this._state === 'UPGRADED') return;
+    // The clock reading of this read (EndPoint.fill): a deadline passed is acted on now, not only at the next sweep.
+    const now = this.endPoint.lastActivityMs;
+    if (now >= this.endPoint.deadlineMs) {
+      this.onDeadline(now);
+      if (this.isClosed()) return;
+    }
     if (this._state === 'CLOSING' && this.exchange === undefined) return; // lingering close: discard
-    if (this.exchange === undefined && this.headStartedAt === 0) this.headStartedAt = performance.now();
-    else if (this.headerTimedOut()) return;
-    if (this.held !== undefined || this.parsing || this.isBlocked()) {
-      this.held = this.held === undefined ? Buffer.from(bytes) : Buffer.concat([this.held, bytes]);
+    if (this.heldLength !== 0 || this.parsing || this.isBlocked()) {
+      this.holdInput(bytes);
       this.updateInterest();
       return;
     }
-    this.parseInput(bytes, false);
+    this.parseInput(bytes, false, now);
   }
 
   onIdleExpired(): boolean {
-    if (this.headerTimedOut()) return false;
     const ex = this.exchange;
     // Between requests, or the client stalled in the middle of its request: close. A handler that is still
     // working (or reading slowly) keeps the connection; a stuck write is failed by the endpoint itself.
     return ex === undefined || (!ex.requestComplete && !ex.request.isBodyBackedUp);
   }
 
+  /**
+   * A deadline of the current phase was reached (see {@link HttpConnectionOptions}): a head or request not complete
+   * in time, or a body too slow, gets 408 and a close (a close only, if its response was started); a discard or a
+   * lingering close that takes too long is closed. Checked by the idle-timeout sweep (up to `idleTickMs` late) and on
+   * every read.
+   */
+  onDeadline(now: number): void {
+    const state = this._state;
+    if (state === 'CLOSED' || state === 'UPGRADED') return;
+    const ex = this.exchange;
+    if (state === 'CLOSING' && ex === undefined) {
+      if (now < this.lingerDeadline) return this.armDeadline();
+      const ep = this.endPoint;
+      if (ep.state !== 'OUTPUT_SHUTDOWN') {
+        // The last response is still being written: lingering has not started. A write that does not move for the
+        // idle timeout is closed here (the endpoint's own write timeout would not fire while the client trickles).
+        if (ep.bytesOut !== this.lingerBytesOut) {
+          this.lingerBytesOut = ep.bytesOut;
+          this.lingerProgressAt = now;
+        }
+        const stuckFor = now - this.lingerProgressAt;
+        if (ep.idleTimeoutMs === 0 || stuckFor < Math.max(ep.idleTimeoutMs, this.discardTimeoutMs)) {
+          this.lingerFlushing = true;
+          this.lingerDeadline = now + this.discardTimeoutMs;
+          return this.armDeadline();
+        }
+      } else if (this.lingerFlushing) {
+        // The last response was flushed since the last check: the client gets a whole period to close.
+        this.lingerFlushing = false;
+        this.lingerDeadline = now + this.discardTimeoutMs;
+        return this.armDeadline();
+      }
+      ep.close();
+      return;
+    }
+    if (ex === undefined) {
+      if (now < this.headDeadline) return this.armDeadline();
+      if (!this.endPoint.isWritable) {
+        // The rest of this head waits in `held` for our output to drain (the client is not reading): not its fault.
+        this.headDeadline = now + (this.headerTimeoutMs > 0 ? this.headerTimeoutMs : this.requestTimeoutMs);
+        return this.armDeadline();
+      }
+      const byHeader = this.headerTimeoutMs > 0 && (this.requestTimeoutMs === 0 || this.headerTimeoutMs <= this.requestTimeoutMs);
+      this.onBadMessage(
+        byHeader
+          ? new HttpParseError(408, 'HTTP_HEADER_TIMEOUT', `request head not complete within ${this.headerTimeoutMs} ms`)
+          : new HttpParseError(408, 'HTTP_REQUEST_TIMEOUT', `request not complete within ${this.requestTimeoutMs} ms`),
+      );
+      return;
+    }
+    if (ex.requestComplete) return this.armDeadline();
+    if (ex.responseComplete) {
+      // Discarding the rest of a body the handler did not read: it had its time.
+      if (now >= this.discardDeadline || now >= this.requestDeadline) this.closeAfterResponse(ex, true);
+      else this.armDeadline();
+      return;
+    }
+    if (now >= this.requestDeadline) {
+      this.onBadMessage(new HttpParseError(408, 'HTTP_REQUEST_TIMEOUT', `request not complete within ${this.requestTimeoutMs} ms`));
+      return;
+    }
+    if (this.rateStartedAt !== Infinity) {
+      if (ex.request.isBodyBackedUp) {
+        // The handler is the slow side: measure again from now.
+        this.rateStartedAt = now;
+        this.rateBaseBytes = this.bodyBytes;
+      } else {
+        const elapsed = now - this.rateStartedAt;
+        if (elapsed >= this.rateGraceMs && (this.bodyBytes - this.rateBaseBytes) * 1000 < this.minRequestDataRate * elapsed) {
+          this.onBadMessage(
+            new HttpParseError(408, 'HTTP_REQUEST_TOO_SLOW', `request body slower than ${this.minRequestDataRate} bytes/s`),
+          );
+          return;
+        }
+      }
+    }
+    this.armDeadline();
+  }
+
   onClose(cause: Error | undefined): void {
     this._state = 'CLOSED';
     const ex = this.exchange;
     this.exchange = undefined;
-    this.held = undefined;
+    this.dropHeld();
     const error = new ResponseAbortedError('the connection closed', { cause });
     ex?.request.failBody(error);
     const waiters = this.writableWaiters;
@@ -134,6 +282,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const waiters = this.writableWaiters;
     this.writableWaiters = [];
     for (const w of waiters) w.resolve();
+    // Our output fell under the low watermark: parse the pipelined requests held meanwhile (see isBlocked).
+    if (!this.parsing) this.drive();
   }
 
   onInputShutdown(): void {
@@ -150,13 +300,14 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       return;
     }
     // A client may half-close after its request and still read the response (RFC 9112 §9.6).
-    if (ex === undefined && this.held === undefined) this.endPoint.closeAfterFlush();
+    if (ex === undefined && this.heldLength === 0 && !this.parsing) this.endPoint.closeAfterFlush();
   }
 
   onShutdown(): void {
     this.shuttingDown = true;
-    if (this.exchange === undefined && this.held === undefined) {
+    if (this.exchange === undefined && this.heldLength === 0) {
       this._state = 'CLOSING';
+      this.startLinger();
       this.endPoint.shutdownOutput();
     }
     // Otherwise the response in progress is the last one (see requestKeepAlive / onResponseComplete).
@@ -164,23 +315,26 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   onUpgradeFrom(): Buffer | undefined {
     this._state = 'UPGRADED';
-    const leftover = this.held;
-    this.held = undefined;
+    const leftover = this.takeHeld();
     this.exchange = undefined;
+    this.endPoint.deadlineMs = Infinity;
     return leftover;
   }
 
   describe(): string {
     const ex = this.exchange;
     const what = ex === undefined ? '' : ` ${ex.head.method} ${ex.head.target}${ex.requestComplete ? '' : ' (reading body)'}`;
-    return `HttpConnection ${this._state} requests=${this.requests} parser=${this.parser.state}${what}`;
+    const held = this.heldLength === 0 ? '' : ` held=${this.heldLength}B`;
+    return `HttpConnection ${this._state} requests=${this.requests} parser=${this.parser.state}${what}${held}`;
   }
 
   // ------------------------------------------------------------------------------------------- parser events
 
   onHead(head: HttpRequestHead | HttpResponseHead): boolean {
     const requestHead = head as HttpRequestHead;
-    this.headStartedAt = 0;
+    const startedAt = this.headStarted ? this.headStartedAt : Infinity;
+    this.headStarted = false;
+    this.headDeadline = Infinity;
     this.requests++;
     this._state = this._state === 'CLOSING' ? 'CLOSING' : 'REQUEST';
     const request = new Request(requestHead, { address: this.endPoint.remoteAddress, port: this.endPoint.remotePort }, this);
@@ -192,8 +346,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       requestComplete: false,
       responseComplete: false,
       continue100: requestHead.expectContinue && requestHead.versionMinor === 1,
+      continueSent: false,
     };
     this.exchange = ex;
+    if (requestHead.chunked || requestHead.contentLength > 0) this.startBody(ex, startedAt);
+    else this.endPoint.deadlineMs = Infinity; // complete already: no deadline until the next head
     this.dispatch(ex);
     // Stop after an upgrade request's head: what follows belongs to the next protocol (or to the next request
     // if the handler declines), and must not be parsed as HTTP until the handler decided.
@@ -202,7 +359,9 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   onBody(chunk: Buffer): boolean {
     const ex = this.exchange;
-    if (ex === undefined || ex.responseComplete) return false; // the handler is done with it: discard
+    this.bodyBytes += chunk.length;
+    // The handler is done with it: discard (bounded: see requestBodyDiscardable / onDeadline).
+    if (ex === undefined || ex.responseComplete) return false;
     // Copy: the parser hands a view of a read buffer that is only valid during this call.
     return ex.request.pushBody(Buffer.from(chunk));
   }
@@ -211,6 +370,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const ex = this.exchange;
     if (ex === undefined) return false;
     ex.requestComplete = true;
+    this.endPoint.deadlineMs = Infinity; // the request is in: its deadlines are over
     ex.request.endBody(trailers);
     if (ex.responseComplete) {
       this.finishExchange(ex);
@@ -224,6 +384,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   get requestKeepAlive(): boolean {
     const ex = this.exchange;
     return ex !== undefined && ex.head.keepAlive && !this.shuttingDown && !this.peerClosed && this._state !== 'CLOSING';
+  }
+
+  get requestBodyDiscardable(): boolean {
+    const ex = this.exchange;
+    return ex === undefined || ex.requestComplete || this.canDiscard(ex);
   }
 
   get requestIsHead(): boolean {
@@ -263,19 +428,20 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
         { kind: 'upgrade', request: ex.request, endPoint: this.endPoint },
       );
     }
-    if (!keepAlive) {
-      // The last response: half-close after it is flushed, keep reading (and discarding) until the client
-      // closes, so it gets the whole response rather than a reset.
-      this._state = 'CLOSING';
-      this.exchange = undefined;
-      this.held = undefined;
-      ex.request.failBody(new ResponseAbortedError('the response ended the connection'));
-      this.endPoint.shutdownOutput();
-      this.endPoint.resumeReading();
+    if (!keepAlive || !(ex.requestComplete || this.canDiscard(ex))) {
+      // The last response (or a body too long to discard after a response already committed as keep-alive).
+      this.closeAfterResponse(ex, false);
       return;
     }
-    if (ex.requestComplete) this.finishExchange(ex);
-    // else: the rest of the request body is read and discarded (onBody), then the next request is parsed.
+    if (ex.requestComplete) {
+      this.finishExchange(ex);
+    } else if (ex.head.contentLength > 0) {
+      // (A request without a body completes right after its head: nothing to discard.)
+      // The rest of the request body is read and discarded (onBody), then the next request is parsed; bounded in
+      // bytes (canDiscard) and in time.
+      this.discardDeadline = this.discardTimeoutMs > 0 ? this.endPoint.clock.now() + this.discardTimeoutMs : Infinity;
+      this.armDeadline();
+    }
     this.drive();
   }
 
@@ -297,7 +463,14 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (ex !== undefined && ex.continue100 && !ex.response.headersSent) {
       // RFC 9110 §10.1.1: the client waits for 100 before sending the body; send it once the body is wanted.
       ex.continue100 = false;
+      ex.continueSent = true;
       this.endPoint.write(CONTINUE_100);
+      if (this.minRequestDataRate > 0 && !ex.requestComplete) {
+        // The client starts its body now: measure its rate from here.
+        this.rateStartedAt = this.endPoint.clock.now();
+        this.rateBaseBytes = this.bodyBytes;
+        this.armDeadline();
+      }
     }
   }
 
@@ -373,21 +546,133 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (this.exchange !== ex) return;
     this.exchange = undefined;
     if (this._state === 'REQUEST') this._state = 'IDLE';
-    if (this.shuttingDown || this.peerClosed) {
-      if (this.held === undefined || this.shuttingDown) {
-        this._state = 'CLOSING';
-        this.held = undefined;
-        if (this.peerClosed) this.endPoint.closeAfterFlush();
-        else this.endPoint.shutdownOutput();
-      }
+    if (this.shuttingDown) {
+      this._state = 'CLOSING';
+      this.dropHeld();
+      this.startLinger();
+      if (this.peerClosed) this.endPoint.closeAfterFlush();
+      else this.endPoint.shutdownOutput();
+    } else if (this.peerClosed && this.heldLength === 0 && !this.parsing) {
+      // The client half-closed and every request it sent is answered (during a parse, parseInput decides).
+      this.closeAfterLastRequest();
     }
   }
 
-  /** Parsing must wait: a response is pending, a body reader is behind, an upgrade is being decided. */
+  /** The client half-closed and nothing of it is left to parse: close once the responses are flushed. */
+  private closeAfterLastRequest(): void {
+    this._state = 'CLOSING';
+    this.endPoint.closeAfterFlush();
+  }
+
+  /**
+   * After a response: the connection ends. Half-close after the response is flushed, keep reading (and
+   * discarding) until the client closes, for at most `discardTimeoutMs`, so that it gets the whole response
+   * rather than a reset. `timedOut`: discarding the rest of the body took too long; then close after the flush.
+   */
+  private closeAfterResponse(ex: Exchange, timedOut: boolean): void {
+    this._state = 'CLOSING';
+    this.exchange = undefined;
+    this.dropHeld();
+    ex.request.failBody(new ResponseAbortedError('the response ended the connection'));
+    if (timedOut) {
+      this.endPoint.deadlineMs = Infinity;
+      this.endPoint.closeAfterFlush();
+      return;
+    }
+    this.startLinger();
+    this.endPoint.shutdownOutput();
+    this.endPoint.resumeReading();
+  }
+
+  /** The rest of a body the handler left unread may be discarded to keep the connection: known, and small enough. */
+  private canDiscard(ex: Exchange): boolean {
+    const head = ex.head;
+    if (head.chunked) return false; // its length is unknown
+    if (head.contentLength <= 0) return true; // no body (RFC 9112 §6.3: a request without either has none)
+    // A client waiting for a 100 Continue that never came may never send its body (RFC 9110 §10.1.1).
+    if (head.expectContinue && !ex.continueSent) return false;
+    return head.contentLength - this.bodyBytes <= this.maxDiscardBytes;
+  }
+
+  /** The head of a request with a body is complete: its body has the rest of the request's time (and a rate). */
+  private startBody(ex: Exchange, headStartedAt: number): void {
+    this.bodyBytes = 0;
+    this.discardDeadline = Infinity;
+    this.rateStartedAt = Infinity;
+    if (this.requestTimeoutMs === 0 && this.minRequestDataRate === 0) {
+      this.requestDeadline = Infinity;
+      this.endPoint.deadlineMs = Infinity;
+      return;
+    }
+    const now = this.endPoint.clock.now();
+    const startedAt = headStartedAt === Infinity ? now : headStartedAt;
+    this.requestDeadline = this.requestTimeoutMs > 0 ? startedAt + this.requestTimeoutMs : Infinity;
+    if (this.minRequestDataRate > 0 && !ex.continue100) {
+      this.rateStartedAt = now;
+      this.rateBaseBytes = 0;
+    }
+    this.armDeadline();
+  }
+
+  /** Lingering close: how long the client may still send after the last response. */
+  private startLinger(): void {
+    if (this.discardTimeoutMs === 0) {
+      this.lingerDeadline = Infinity;
+    } else {
+      const now = this.endPoint.clock.now();
+      this.lingerDeadline = now + this.discardTimeoutMs;
+      this.lingerBytesOut = this.endPoint.bytesOut;
+      this.lingerProgressAt = now;
+      this.lingerFlushing = false;
+    }
+    this.armDeadline();
+  }
+
+  /** Puts the earliest deadline of the current phase on the endpoint, for the idle-timeout sweep. */
+  private armDeadline(): void {
+    const state = this._state;
+    const ex = this.exchange;
+    let at = Infinity;
+    if (state === 'CLOSING' && ex === undefined) {
+      at = this.lingerDeadline;
+    } else if (state === 'CLOSED' || state === 'UPGRADED') {
+      at = Infinity;
+    } else if (ex === undefined) {
+      at = this.headDeadline;
+    } else if (!ex.requestComplete) {
+      at = this.requestDeadline;
+      if (ex.responseComplete) {
+        if (this.discardDeadline < at) at = this.discardDeadline;
+      } else if (this.rateStartedAt !== Infinity) {
+        // When the body, if nothing more came, would fall under the rate (and not before the grace period).
+        const bytes = this.bodyBytes - this.rateBaseBytes;
+        const rateAt = this.rateStartedAt + Math.max(this.rateGraceMs, (bytes * 1000) / this.minRequestDataRate);
+        if (rateAt < at) at = rateAt;
+      }
+    }
+    this.endPoint.deadlineMs = at;
+  }
+
+  /** The first byte of a head was parsed (now): it has headerTimeoutMs (and the request requestTimeoutMs). */
+  private startHead(now: number): void {
+    this.headStarted = true;
+    this.headStartedAt = now;
+    let at = Infinity;
+    if (this.headerTimeoutMs > 0) at = now + this.headerTimeoutMs;
+    if (this.requestTimeoutMs > 0 && now + this.requestTimeoutMs < at) at = now + this.requestTimeoutMs;
+    this.headDeadline = at;
+    this.endPoint.deadlineMs = at;
+  }
+
+  /**
+   * Parsing must wait: a response is pending, a body reader is behind, an upgrade is being decided, or (between
+   * requests) our output to this client is over its high watermark: a client that pipelines requests and does not
+   * read the responses is not read any further until it does (see updateInterest, onWritable).
+   */
   private isBlocked(): boolean {
     if (this._state !== 'IDLE' && this._state !== 'REQUEST') return true;
     const ex = this.exchange;
-    if (ex === undefined) return false;
+    if (ex === undefined) return !this.endPoint.isWritable;
     if (ex.head.upgrade && !ex.responseComplete) return true;
     if (ex.requestComplete) return !ex.responseComplete;
     return ex.request.isBodyBackedUp && !ex.responseComplete;
@@ -395,16 +680,18 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   private drive(): void {
     if (this.parsing || this._state === 'CLOSED' || this._state === 'UPGRADED') return;
-    const held = this.held;
-    if (held !== undefined && !this.isBlocked()) {
-      this.held = undefined;
-      this.parseInput(held, true);
+    if (this.heldLength !== 0 && !this.isBlocked()) {
+      this.parseInput(this.takeHeld()!, true);
     } else {
       this.updateInterest();
     }
   }
 
-  private parseInput(buffer: Buffer, owned: boolean): void {
+  /**
+   * Parses `buffer` until it is consumed or parsing is blocked; keeps the rest. `owned`: `buffer` is ours (taken
+   * from the held input), so its memory may keep the rest. `now`: the clock reading of the read, if known.
+   */
+  private parseInput(buffer: Buffer, owned: boolean, now?: number): void {
     let offset = 0;
     this.parsing = true;
     try {
@@ -417,17 +704,74 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       return;
     }
     this.parsing = false;
-    if (offset < buffer.length && this._state !== 'CLOSED') {
-      const rest = owned && offset === 0 ? buffer : Buffer.from(buffer.subarray(offset));
-      this.held = this.held === undefined ? rest : Buffer.concat([rest, this.held]);
-    }
+    const state = this._state;
+    if (offset < buffer.length && (state === 'IDLE' || state === 'REQUEST')) this.keepRest(buffer, offset, owned);
     if (this.pendingUpgrade !== undefined) {
       this.completeUpgrade();
       return;
     }
+    if (this.exchange === undefined && (state === 'IDLE' || state === 'REQUEST')) {
+      if (this.peerClosed && this.heldLength === 0) {
+        // The client half-closed: every request it sent was answered (and a partial one never will be).
+        this.closeAfterLastRequest();
+        return;
+      }
+      if (!this.headStarted && !this.parser.atMessageBoundary) this.startHead(now ?? this.endPoint.clock.now());
+    }
     // A response may have completed while we were parsing (a synchronous handler): go on with what is held.
-    if (this.held !== undefined && !this.isBlocked()) this.drive();
+    if (this.heldLength !== 0 && !this.isBlocked()) this.drive();
     else this.updateInterest();
+  }
+
+  /** A method, not a field read, so the compiler does not assume callbacks left the state unchanged. */
+  private isClosed(): boolean {
+    return this._state === 'CLOSED';
+  }
+
+  /** Keeps `buffer[offset..]` ahead of anything held meanwhile. */
+  private keepRest(buffer: Buffer, offset: number, owned: boolean): void {
+    if (this.heldLength === 0) {
+      if (owned) {
+        // Our own buffer (the held input just parsed): move the rest to its front instead of copying it out.
+        buffer.copyWithin(0, offset);
+        this.heldStore = buffer;
+        this.heldLength = buffer.length - offset;
+      } else {
+        this.holdInput(buffer.subarray(offset));
+      }
+      return;
+    }
+    const later = this.takeHeld()!;
+    this.holdInput(buffer.subarray(offset));
+    this.holdInput(later);
+  }
+
+  /** Appends a copy of `bytes` to the held input. */
+  private holdInput(bytes: Buffer): void {
+    const length = this.heldLength;
+    const need = length + bytes.length;
+    let store = this.heldStore;
+    if (store === undefined || store.length < need) {
+      const grown = Buffer.allocUnsafe(store === undefined ? need : Math.max(need, store.length * 2));
+      if (store !== undefined) store.copy(grown, 0, 0, length);
+      this.heldStore = store = grown;
+    }
+    bytes.copy(store, length);
+    this.heldLength = need;
+  }
+
+  /** The held input (now the caller's), or undefined when nothing is held. */
+  private takeHeld(): Buffer | undefined {
+    const store = this.heldStore;
+    const length = this.heldLength;
+    this.heldStore = undefined;
+    this.heldLength = 0;
+    return store === undefined || length === 0 ? undefined : store.subarray(0, length);
+  }
+
+  private dropHeld(): void {
+    this.heldStore = undefined;
+    this.heldLength = 0;
   }
 
   private completeUpgrade(): void {
@@ -441,7 +785,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (this._state === 'CLOSED' || this._state === 'UPGRADED') return;
     const ex = this.exchange;
     const bodyBackedUp = ex !== undefined && !ex.responseComplete && ex.request.isBodyBackedUp;
-    if (bodyBackedUp || (this.held !== undefined && this.held.length >= HOLD_LIMIT)) this.endPoint.pauseReading();
+    if (bodyBackedUp || this.heldLength >= HOLD_LIMIT) this.endPoint.pauseReading();
     else if (this.endPoint.isReadingPaused) this.endPoint.resumeReading();
   }
 
@@ -453,7 +797,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const ex = this.exchange;
     this.reporter.reportError(e, { kind: 'bad-request', ...(ex === undefined ? {} : { request: ex.request }), endPoint: this.endPoint });
     ex?.request.failBody(e);
-    this.held = undefined;
+    this.dropHeld();
+    this.headStarted = false;
     if (ex !== undefined && ex.response.headersSent) {
       // A response is already on the wire: no room for an error response.
       this.endPoint.close(e);
@@ -467,26 +812,43 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       `HTTP/1.1 ${e.status} ${reasonPhrase(e.status)}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
     this.endPoint.write([Buffer.from(head, 'latin1'), Buffer.from(body, 'utf8')]);
+    this.startLinger();
     this.endPoint.shutdownOutput();
-  }
-
-  private headerTimedOut(): boolean {
-    if (this.headerTimeoutMs <= 0 || this.headStartedAt === 0 || this.exchange !== undefined) return false;
-    if (performance.now() - this.headStartedAt < this.headerTimeoutMs) return false;
-    this.onBadMessage(new HttpParseError(408, 'HTTP_HEADER_TIMEOUT', `request head not complete within ${this.headerTimeoutMs} ms`));
-    return true;
   }
 }
 
 /** Makes an HttpConnection per endpoint. */
 export class HttpConnectionFactory implements ConnectionFactory {
+  /** @throws RangeError when a timeout, rate or byte count of `options` is negative or not a number. */
   constructor(
     private readonly handler: () => Handler | undefined,
     private readonly reporter: HttpErrorReporter,
     private readonly options: HttpConnectionOptions = {},
-  ) {}
+  ) {
+    // Checked once here (at `new Server()`), not at the first connection.
+    for (const name of NUMERIC_OPTIONS) {
+      const value = options[name];
+      if (value !== undefined) nonNegative(name, value);
+    }
+  }
 
   newConnection(endPoint: EndPoint): Connection {
     return new HttpConnection(endPoint, this.handler, this.reporter, this.options);
   }
+}
+
+function ignore(): void {}
+
+const NUMERIC_OPTIONS = [
+  'headerTimeoutMs',
+  'requestTimeoutMs',
+  'minRequestDataRate',
+  'minRequestDataRateGraceMs',
+  'maxDiscardBytes',
+  'discardTimeoutMs',
+] as const satisfies readonly (keyof HttpConnectionOptions)[];
+
+function nonNegative(name: string, value: number): number {
+  if (!(value >= 0)) throw new RangeError(`${name} must be a number >= 0, got ${value}`);
+  return value;
 }

@@ -432,6 +432,14 @@ export class HttpParser {
   }
 
   /**
+   * True between messages with not one byte of the next one received, not even an empty line before it (a
+   * connection times the head from its first byte).
+   */
+  get atMessageBoundary(): boolean {
+    return this.s === S.START && this.heldLength === 0 && this.leadingBytes === 0;
+  }
+
+  /**
    * Response mode: the next final (non-1xx) response has no body whatever its fields say, because it answers a
    * HEAD request (RFC 9110 §9.3.2, RFC 9112 §6.3). Call it before that response's head is parsed; it applies to
    * one response. 1xx, 204 and 304 responses never have a body, without this call.
@@ -769,6 +777,11 @@ export class HttpParser {
       return;
     }
     if (first === 0x2f /* / */) return; // origin-form (RFC 9112 §3.2.1)
+    if (isAuthorityForm(target)) {
+      // RFC 9112 §3.2.3: authority-form is only used for CONNECT. `host:443` would otherwise pass as an
+      // absolute-URI with scheme "host"; refuse it rather than route it as a path.
+      this.fail(400, 'HTTP_BAD_TARGET', `the authority-form target is only for CONNECT, not ${method} (RFC 9112 §3.2.3)`);
+    }
     if (target === '*') {
       // asterisk-form (RFC 9112 §3.2.4) is only for OPTIONS.
       if (method !== 'OPTIONS') this.fail(400, 'HTTP_BAD_TARGET', 'the asterisk-form target is only for OPTIONS (RFC 9112 §3.2.4)');
@@ -1114,8 +1127,8 @@ export class HttpParser {
 
   /**
    * chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; last-chunk = 1*"0" [ chunk-ext ] CRLF (RFC 9112 §7.1).
-   * Byte by byte: these lines are a few bytes long. Leniency: whitespace after the size without an extension
-   * (`5 \r\n`) is accepted, as it cannot change the framing.
+   * Byte by byte: these lines are a few bytes long. Whitespace after the size is only allowed as the BWS before a
+   * chunk extension's ";" (RFC 9112 §7.1.1): `5 ;a\r\n` is accepted, `5 \r\n` is refused (400).
    */
   private parseChunkFraming(b: Buffer, pos: number, end: number): number {
     while (pos < end) {
@@ -1146,6 +1159,8 @@ export class HttpParser {
         case S.CHUNK_EXT:
           // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 §7.1.1)
           if (c === CR) {
+            // BWS is only allowed before a ";": a size followed by whitespace alone is not a chunk-size line.
+            if (!this.chunkExtStarted) this.fail(400, 'HTTP_BAD_CHUNK_SIZE', 'whitespace after the chunk size without a chunk extension (RFC 9112 §7.1)');
             this.s = S.CHUNK_SIZE_LF;
           } else {
             if (++this.chunkExtBytes > this.limits.maxChunkExtensionBytes) {
@@ -1213,6 +1228,18 @@ const CLOSE = Buffer.from('close', 'latin1');
 const KEEP_ALIVE = Buffer.from('keep-alive', 'latin1');
 const UPGRADE = Buffer.from('upgrade', 'latin1');
 const EXPECT_100_CONTINUE = Buffer.from('100-continue', 'latin1');
+
+/**
+ * Whether `target` has the shape of authority-form, host ":" port with a non-empty all-digit port (RFC 9112
+ * §3.2.3), which an absolute-URI check alone would accept as scheme ":" path.
+ */
+function isAuthorityForm(target: string): boolean {
+  const colon = target.lastIndexOf(':');
+  if (colon <= 0 || colon === target.length - 1) return false;
+  for (let k = colon + 1; k < target.length; k++) if (!isDigit(target.charCodeAt(k))) return false;
+  for (let k = 0; k < colon; k++) if (HOST[target.charCodeAt(k)] !== 1) return false;
+  return true;
+}
 
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39;

@@ -9,6 +9,11 @@ import { checkFieldName, checkFieldValue } from './fieldValidation.js';
 export interface ResponseChannel {
   /** The request allows the connection to stay open (its keep-alive rules, RFC 9112 §9.3). */
   readonly requestKeepAlive: boolean;
+  /**
+   * The request body was read whole, or what is left of it is small enough to read and discard after the response.
+   * A response ended before the body was read says `Connection: close` otherwise.
+   */
+  readonly requestBodyDiscardable: boolean;
   /** The request was HEAD: no body bytes are sent. */
   readonly requestIsHead: boolean;
   readonly versionMinor: 0 | 1;
@@ -151,7 +156,7 @@ export class Response {
         this.headers.set('Content-Type', 'text/plain; charset=utf-8');
       }
     }
-    const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(data.length)] : [];
+    const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(data.length, true)] : [];
     this.appendBody(buffers, data);
     if (this.chunked) buffers.push(LAST_CHUNK);
     if (this.declaredLength >= 0 && this.sentBodyBytes !== this.declaredLength && !this.channel.requestIsHead && this.hasBody()) {
@@ -217,7 +222,8 @@ export class Response {
     this.channel.upgrade(Buffer.from(head + '\r\n', 'latin1'), next);
   }
 
-  private commit(contentLength: number): Buffer {
+  /** `complete`: the whole response is written now (`end()`), so the handler is done with the request body. */
+  private commit(contentLength: number, complete = false): Buffer {
     const declared = this.headers.get('content-length');
     if (declared !== undefined) {
       const n = Number(declared);
@@ -234,7 +240,7 @@ export class Response {
       ...(this.reason === undefined ? {} : { reason: this.reason }),
       fields: this.headers,
       contentLength,
-      keepAlive: this.keepAlive && this.channel.requestKeepAlive,
+      keepAlive: this.keepAlive && this.channel.requestKeepAlive && (!complete || this.channel.requestBodyDiscardable),
       head: this.channel.requestIsHead,
       versionMinor: this.channel.versionMinor,
     });

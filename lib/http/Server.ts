@@ -21,7 +21,8 @@ export interface ServerOptions extends HttpConnectionOptions {
   /** Idle timeout of connections in ms (0 = never); a WebSocket inherits it unless it sets its own. Default 30 000. */
   idleTimeoutMs?: number;
   /**
-   * How often the one idle-timeout sweep runs, in ms: the precision of idle timeouts and of WebSocket keepalive
+   * How often the one idle-timeout sweep runs, in ms: the precision of idle timeouts, of the request deadlines
+   * (`headerTimeoutMs`, `requestTimeoutMs`, `minRequestDataRate`, `discardTimeoutMs`) and of WebSocket keepalive
    * pings (a timeout fires up to one tick late). Default 1000.
    */
   idleTickMs?: number;

@@ -60,7 +60,11 @@ export type HttpParseErrorCode =
   /** 400: the input ended in the middle of a message. */
   | 'HTTP_TRUNCATED'
   /** 408: the request head did not arrive in time (raised by HttpConnection, not by the parser). */
-  | 'HTTP_HEADER_TIMEOUT';
+  | 'HTTP_HEADER_TIMEOUT'
+  /** 408: the request (head and body) was not complete within `requestTimeoutMs` (raised by HttpConnection). */
+  | 'HTTP_REQUEST_TIMEOUT'
+  /** 408: the request body arrived slower than `minRequestDataRate` (raised by HttpConnection). */
+  | 'HTTP_REQUEST_TOO_SLOW';
 
 /**
  * A message that breaks RFC 9112 / RFC 9110 or a configured limit. `status` is what a server answers (400, 408,

@@ -32,6 +32,12 @@ export interface Connection {
    */
   onClose(cause: Error | undefined): void;
 
+  /**
+   * Optional: the endpoint's `deadlineMs` (set by this connection) was reached; `now` is the clock time of the
+   * check. Called by the idle-timeout sweep (so up to one tick late), with `deadlineMs` already reset to `Infinity`.
+   */
+  onDeadline?(now: number): void;
+
   /** Optional: pending writes fell to the low watermark after having passed the high watermark. */
   onWritable?(): void;
 

@@ -71,6 +71,12 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   lastActivityMs: number;
   /** @internal IdleTimeoutTarget: the scheduler's slot. */
   idleSlot = -1;
+  /**
+   * Clock time (of {@link EndPoint.clock}) at which the connection's `onDeadline` is called; `Infinity` = none.
+   * Set by the connection (an HTTP request that must be complete by then). Checked by the idle-timeout sweep, not a
+   * timer of its own: it fires up to one sweep tick late, and never without a scheduler. Reset by `upgrade()`.
+   */
+  deadlineMs = Infinity;
 
   protected readonly flusher: WriteFlusher;
   /** Scratch buffers of this endpoint and its connections (see `EndPointOptions.bufferPool`). */
@@ -235,7 +241,8 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
       }
     }
     this._connection = next;
-    // The new connection starts with reads wanted; the old connection's pause does not carry over.
+    // The new connection starts with reads wanted and no deadline; the old connection's pause does not carry over.
+    this.deadlineMs = Infinity;
     this.readHolds = HOLD_FOR_UPGRADE;
     this.updateReading();
     if (leftover !== undefined && leftover.length > 0) {
@@ -396,6 +403,21 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
       return;
     }
     if (shouldClose) this.close(new IdleTimeoutError(this._idleTimeoutMs));
+  }
+
+  /**
+   * @internal IdleTimeoutTarget: `deadlineMs` was reached. The deadline is cleared, then the connection's
+   * `onDeadline` decides (and may set the next one).
+   */
+  onDeadline(now: number): void {
+    this.deadlineMs = Infinity;
+    const connection = this._connection;
+    if (this._state === 'CLOSED' || connection?.onDeadline === undefined) return;
+    try {
+      connection.onDeadline(now);
+    } catch (e) {
+      this.close(new ConnectionCallbackError('onDeadline', e));
+    }
   }
 
   /** @internal Applies the hold state to the transport and delivers held input when nothing holds it. */

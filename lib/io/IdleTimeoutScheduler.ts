@@ -15,6 +15,16 @@ export interface IdleTimeoutTarget {
   idleSlot: number;
   /** Called by a sweep when `now - lastActivityMs >= idleTimeoutMs > 0`; the target decides whether to close. */
   onIdleExpired(now: number): void;
+  /**
+   * Optional: clock time of a deadline that activity does not move (a request that must be complete by then);
+   * `Infinity` (or absent) = none. The target sets it; a sweep calls `onDeadline` once `now >= deadlineMs`.
+   */
+  readonly deadlineMs?: number;
+  /**
+   * Optional: called by a sweep when `now >= deadlineMs`, before the idle check. The target sets its next deadline
+   * (or `Infinity`) itself; a deadline left in the past is called again at the next sweep.
+   */
+  onDeadline?(now: number): void;
 }
 
 /** Options of an {@link IdleTimeoutScheduler}. */
@@ -38,6 +48,10 @@ export interface IdleTimeoutSchedulerOptions {
  *
  * Granularity: with the timer firing on time, a target expires between `idleTimeoutMs` and
  * `idleTimeoutMs + tickMs` after its last activity (later if the event loop is blocked).
+ *
+ * Deadlines: a target may also carry an absolute `deadlineMs` (a request that must be complete by then, whatever
+ * trickles in meanwhile). The same sweep compares it with `now`, one number per target, so a deadline costs no timer
+ * either: it fires between `deadlineMs` and `deadlineMs + tickMs`.
  *
  * Expiry counts as activity (as Jetty's `IdleTimeout.checkIdleTimeout` reschedules after calling
  * `onIdleExpired`): a target that expired and was neither unregistered nor marked active during the call gets
@@ -124,7 +138,8 @@ export class IdleTimeoutScheduler {
   }
 
   /**
-   * Runs one sweep now (the timer calls this every `tickMs`); returns how many targets expired.
+   * Runs one sweep now (the timer calls this every `tickMs`); returns how many targets expired (idle; deadlines
+   * reached are not counted).
    *
    * Every target registered when the sweep starts is visited once, unless a callback unregisters it before its
    * turn; targets registered by callbacks wait for the next sweep. A throwing `onIdleExpired` does not stop the
@@ -145,6 +160,15 @@ export class IdleTimeoutScheduler {
       for (let i = 0; i < n && generation === this.generation; i++) {
         const target = targets[i];
         if (target === null) continue; // left by an unregister earlier in this sweep
+        const deadline = target.deadlineMs;
+        if (deadline !== undefined && now >= deadline) {
+          try {
+            target.onDeadline?.(now);
+          } catch (e) {
+            (errors ??= []).push(e);
+          }
+          if (targets[i] !== target) continue; // unregistered (closed) by its deadline
+        }
         const timeout = target.idleTimeoutMs;
         if (!(timeout > 0) || now - target.lastActivityMs < timeout) continue;
         expired++;
