@@ -7,7 +7,8 @@
  *   attack traffic), and read (discard) the echoes, which the server compresses back.
  * - bombs: 2 peers each send a ~1 MiB message that would inflate to 1 GiB (refused: 1009), reconnecting at once.
  *
- *   npm run build && node dist/perf/deflate-bomb.js [--seconds 20] [--only quay|ws]
+ *   npm run build && node dist/perf/deflate-bomb.js [--seconds 20] [--only quay|ws] [--phase inflate|bombs]
+ *     [--node-flag=--trace-gc ...] (flags for the server processes)
  */
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
@@ -18,7 +19,9 @@ import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { startServerProcess } from './serverProcess.js';
 import type { ServerProcess } from './serverProcess.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' }, only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '20' }, only: { type: 'string' }, phase: { type: 'string' }, 'node-flag': { type: 'string', multiple: true } },
+});
 const SECONDS = Number(values.seconds);
 
 function compressedFrame(inflated: number): Buffer {
@@ -149,12 +152,19 @@ console.log(`inflate frame ${inflateFrame.length} B (60 MiB inflated), bomb fram
 
 for (const name of ['quay', 'ws']) {
   if (values.only !== undefined && values.only !== name) continue;
-  const server = await startServerProcess(name === 'quay' ? 'echo-quay' : 'echo-ws', { nodeFlags: ['--import', new URL('./servers/loop-delay.js', import.meta.url).href] });
+  const server = await startServerProcess(name === 'quay' ? 'echo-quay' : 'echo-ws', {
+    nodeFlags: [...(values['node-flag'] ?? []), '--import', new URL('./servers/loop-delay.js', import.meta.url).href],
+  });
+  // With server flags (e.g. --trace-gc), what the server prints goes to our stderr.
+  if (values['node-flag'] !== undefined) server.child.stdout!.on('data', (b: Buffer) => void process.stderr.write(b));
   try {
     await loopDelay(server);
-    const until = Date.now() + SECONDS * 1000;
-    const [sent, gets] = await Promise.all([inflatePhase(server.port, inflateFrame), getClient(server.port, until)]);
-    console.log(`${name} inflate: ${sent} messages of 60 MiB; GETs ${JSON.stringify(gets)}; loop ${await loopDelay(server)}`);
+    if (values.phase !== 'bombs') {
+      const until = Date.now() + SECONDS * 1000;
+      const [sent, gets] = await Promise.all([inflatePhase(server.port, inflateFrame), getClient(server.port, until)]);
+      console.log(`${name} inflate: ${sent} messages of 60 MiB; GETs ${JSON.stringify(gets)}; loop ${await loopDelay(server)}`);
+    }
+    if (values.phase === 'inflate') continue;
     const bombUntil = Date.now() + SECONDS * 1000;
     const [refused, bombGets] = await Promise.all([bombPhase(server.port, bombFrame, () => Date.now() >= bombUntil), getClient(server.port, bombUntil)]);
     console.log(`${name} bombs: ${refused} refused; GETs ${JSON.stringify(bombGets)}; loop ${await loopDelay(server)}`);
