@@ -3,11 +3,12 @@
  * /hello): while hostile peers send compressed messages, a third client sends plain GETs one at a time; we
  * report its responses and latencies and the server's event-loop delay (perf/servers/loop-delay.ts).
  *
- * - inflate: 2 peers each send a 60 KiB message that inflates to 60 MiB (zeros) every 750 ms (≈160 KB/s of
- *   attack traffic), and read (discard) the echoes, which the server compresses back.
+ * - inflate: 2 peers each send 60 KiB messages that inflate to 60 MiB (zeros), each as soon as the previous one
+ *   was taken by the kernel (so as fast as the server reads), or one every `--interval-ms`; they read (discard)
+ *   the echoes, which the server compresses back.
  * - bombs: 2 peers each send a ~1 MiB message that would inflate to 1 GiB (refused: 1009), reconnecting at once.
  *
- *   npm run build && node dist/perf/deflate-bomb.js [--seconds 20] [--only quay|ws] [--phase inflate|bombs]
+ *   npm run build && node dist/perf/deflate-bomb.js [--seconds 20] [--only quay|ws] [--phase inflate|bombs] [--interval-ms 0]
  *     [--node-flag=--trace-gc ...] (flags for the server processes)
  */
 import { connect } from 'node:net';
@@ -20,7 +21,7 @@ import { startServerProcess } from './serverProcess.js';
 import type { ServerProcess } from './serverProcess.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '20' }, only: { type: 'string' }, phase: { type: 'string' }, 'node-flag': { type: 'string', multiple: true } },
+  options: { seconds: { type: 'string', default: '20' }, only: { type: 'string' }, phase: { type: 'string' }, 'interval-ms': { type: 'string', default: '0' }, 'node-flag': { type: 'string', multiple: true } },
 });
 const SECONDS = Number(values.seconds);
 
@@ -116,14 +117,27 @@ async function inflatePhase(port: number, frame: Buffer): Promise<number> {
   let sent = 0;
   const until = Date.now() + SECONDS * 1000;
   const peers = await Promise.all([openPeer(port), openPeer(port)]);
-  const timers = peers.map((p) =>
-    setInterval(() => {
-      if (!p.destroyed) {
-        p.write(frame);
+  const interval = Number(values['interval-ms']);
+  let timers: NodeJS.Timeout[] = [];
+  if (interval > 0) {
+    timers = peers.map((p) =>
+      setInterval(() => {
+        if (!p.destroyed) {
+          p.write(frame);
+          sent++;
+        }
+      }, interval),
+    );
+  } else {
+    for (const p of peers) {
+      const next = (): void => {
+        if (p.destroyed || Date.now() >= until) return;
         sent++;
-      }
-    }, 750),
-  );
+        p.write(frame, next);
+      };
+      next();
+    }
+  }
   await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())));
   for (const t of timers) clearInterval(t);
   for (const p of peers) p.destroy();

@@ -310,7 +310,8 @@ export class MessageDeflate {
     zlibJobQueue.submit((done) => {
       if (!wanted()) return false;
       try {
-        deflateRaw(data, { ...this.deflateOptions(), chunkSize: ASYNC_CHUNK }, (error, out) => {
+        // Stopped once it is no smaller than the message: it would be sent as it is anyway.
+        deflateRaw(data, { ...this.deflateOptions(), chunkSize: ASYNC_CHUNK, maxOutputLength: Math.max(1, Math.min(data.length, bufferConstants.MAX_LENGTH)) }, (error, out) => {
           done();
           callback(error === null ? compressed(out, data.length) : undefined);
         });
@@ -368,20 +369,43 @@ export class MessageDeflate {
   /**
    * Inflates one received message on zlib's thread pool, stopped at `maxBytes`, when {@link zlibJobQueue} has a
    * slot. The caller must not inflate another message of this session before `callback` (the window is used and
-   * then updated). `wanted` is asked when the job's turn comes: false skips it, and `callback` is never called.
+   * then updated). `wanted` is asked when each job's turn comes: false skips it, and `callback` is never called.
    * Otherwise `callback` gets the message, or a ProtocolError as {@link decompress} throws it.
+   *
+   * zlib writes the message into one buffer, so that the event loop never copies it: gathering zlib's chunks into
+   * one Buffer (what `inflateRaw` does with several) costs the loop ~250 ms for 60 MiB on our test machine
+   * (mostly page faults on the fresh target; ~12 ms with one chunk, measured with eventLoopUtilization). Its
+   * size is not known in advance, so the job runs with a buffer of 1 MiB, then 4x larger each time the output
+   * does not fit, up to `maxBytes`: at most a third more work on the pool, and a message never sits in a buffer
+   * over 4x its size (a smaller one, possible only in the first, is copied out).
    */
   decompressLater(payload: Buffer, maxBytes: number, wanted: () => boolean, callback: (error: ProtocolError | undefined, message: Buffer | undefined) => void): void {
     // Copied now (with the tail): the payload may be a view of a read buffer that is reused.
-    const input = this.inflateInput(payload);
+    this.inflateLater(this.inflateInput(payload), FIRST_ASYNC_BUFFER, maxBytes, wanted, callback);
+  }
+
+  private inflateLater(
+    input: Buffer,
+    size: number,
+    maxBytes: number,
+    wanted: () => boolean,
+    callback: (error: ProtocolError | undefined, message: Buffer | undefined) => void,
+  ): void {
+    const limit = Math.min(size, maxBytes);
     zlibJobQueue.submit((done) => {
       if (!wanted()) return false;
       try {
         // The dictionary (a view of the window) is read when the job starts, synchronously, by zlib's init.
-        inflateRaw(input, { ...this.inflateOptions(maxBytes), chunkSize: ASYNC_CHUNK }, (error, out) => {
+        // chunkSize one more than the limit: all that may be kept fits one chunk (zlib's minimum is 64).
+        inflateRaw(input, { ...this.inflateOptions(limit), chunkSize: Math.max(64, limit + 1) }, (error, out) => {
           done();
-          if (error !== null) return callback(inflateError(error, maxBytes), undefined);
-          if (out.length > maxBytes) return callback(inflateError(TOO_LARGE, maxBytes), undefined);
+          if (error !== null || out.length > limit) {
+            const e = error ?? TOO_LARGE;
+            // Past this buffer but not past maxBytes: again, in a larger one (the FIFO's turn taken again).
+            if (isTooLarge(e) && maxBytes > limit) return this.inflateLater(input, size * 4, maxBytes, wanted, callback);
+            return callback(inflateError(e, maxBytes), undefined);
+          }
+          if (out.length * 4 < out.buffer.byteLength) out = Buffer.from(out);
           if (this.agreement.inflateWindow) this.slide(out);
           callback(undefined, out);
         });
@@ -435,12 +459,13 @@ export class MessageDeflate {
 }
 
 /**
- * Output chunks of an async inflation (and deflation): each is one thread-pool round trip. zlib's default (16 KiB) makes 3,840
- * of them for 60 MiB and the event loop's share of the work grows with their count; measured on Node 20
- * (inflating 60 MiB): 16 KiB 690 ms wall, 730 ms CPU; 64 KiB 215/223 ms; 256 KiB 180/197 ms, with the loop's
- * delay under 2 ms from 64 KiB on.
+ * Output chunks of an async deflation: each is one thread-pool round trip. zlib's default (16 KiB) makes the loop's
+ * share of the work grow with their count (inflating 60 MiB in 16 KiB chunks measured 3x the CPU of 64 KiB ones).
  */
 const ASYNC_CHUNK = 64 * 1024;
+
+/** The output buffer of an async inflation's first attempt (see `decompressLater`). */
+const FIRST_ASYNC_BUFFER = 1024 * 1024;
 
 /** Stands for zlib's "too large" when the size check is ours. */
 const TOO_LARGE = { code: 'ERR_BUFFER_TOO_LARGE' };
