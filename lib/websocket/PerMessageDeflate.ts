@@ -26,8 +26,9 @@ import { zlibJobQueue } from './ZlibJobQueue.js';
  *   with zlib's output stopped at min(`maxMessageBytes`, `asyncThreshold`) (`maxOutputLength`: zlib stops
  *   early, so this costs at most that much output, ~0.1-0.6 ms). Only when it would inflate past that, or its
  *   payload is larger, is it inflated again on the pool, stopped at `maxMessageBytes` (1009 past it, the zip-bomb
- *   guard, the same as synchronously). The session holds its reads meanwhile (WebSocketConnection's HOLD_INFLATE),
- *   so messages are still delivered in order and the window is never used by two inflations at once.
+ *   guard, the same as synchronously), into one buffer (see `decompressLater`). The session holds its reads
+ *   meanwhile (WebSocketConnection's HOLD_INFLATE), so messages are still delivered in order and the window is
+ *   never used by two inflations at once.
  * - deflating: a message of more than `asyncThreshold` bytes is compressed on the pool; it keeps its place in the
  *   session's data queue (counted in `bufferedAmount` at its uncompressed size) and what is sent after it waits.
  * At most `zlibJobQueue.concurrency` jobs run at once in the process (ZlibJobQueue.ts); the others wait in FIFO.
