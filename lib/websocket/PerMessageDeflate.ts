@@ -398,7 +398,7 @@ export class MessageDeflate {
       try {
         // The dictionary (a view of the window) is read when the job starts, synchronously, by zlib's init.
         // chunkSize one more than the limit: all that may be kept fits one chunk (zlib's minimum is 64).
-        inflateRaw(input, { ...this.inflateOptions(limit), chunkSize: Math.max(64, limit + 1) }, (error, out) => {
+        inflateRaw(input, { ...this.inflateOptions(limit), chunkSize: Math.max(64, Math.min(limit, bufferConstants.MAX_LENGTH - 1) + 1) }, (error, out) => {
           done();
           if (error !== null || out.length > limit) {
             const e = error ?? TOO_LARGE;
