@@ -114,11 +114,18 @@ t.test('MessageDeflate: small messages inflate synchronously, larger ones are le
     deflate.decompressLater(compress(big), 1e9, () => true, (error, out) => (error === undefined ? resolve(out) : reject(error))),
   );
   t.same(message, big, 'inflated on the pool');
+  t.ok(message!.buffer.byteLength <= message!.length * 4, 'in a buffer at most 4x its size');
   // The window was updated by the async inflation: a message referring back to it (the peer's context
   // takeover, §7.2.2) inflates.
   const next = Buffer.from('a larger message, and then some more');
   const referring = deflateRawSync(next, { finishFlush: zlibConstants.Z_SYNC_FLUSH, dictionary: big.subarray(big.length - 32 * 1024) });
   t.same(deflate.decompressIfSmall(referring.subarray(0, referring.length - 4), 1e9), next, 'the window slid');
+  const inflateLater = (data: Buffer): Promise<Buffer> =>
+    new Promise((resolve, reject) => deflate.decompressLater(compress(data), 1e9, () => true, (error, out) => (error === undefined ? resolve(out!) : reject(error))));
+  const smallish = await inflateLater(Buffer.alloc(100_000, 3));
+  t.ok(smallish.equals(Buffer.alloc(100_000, 3)) && smallish.buffer.byteLength <= 4 * 100_000, 'a small one is copied out of the first 1 MiB buffer');
+  const large = await inflateLater(Buffer.alloc(5 * 1024 * 1024, 4));
+  t.ok(large.equals(Buffer.alloc(5 * 1024 * 1024, 4)) && large.buffer.byteLength <= 4 * large.length, '5 MiB: in one buffer of the third size (16 MiB)');
   const error = await new Promise<unknown>((resolve) =>
     deflate.decompressLater(compress(Buffer.alloc(8 * 1024 * 1024)), 1024 * 1024, () => true, (e) => resolve(e)),
   );
