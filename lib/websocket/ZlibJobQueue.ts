@@ -8,8 +8,10 @@
  *
  * What bounds the wait: a session has at most one job here for each direction. Inflating, its reads are held
  * until its job completes, so it cannot start a second one; deflating, its later large sends wait in its own data
- * queue (bounded by `maxBufferedBytes`) until the one in progress completes. So at most two jobs per open session
- * wait, and a session that closes meanwhile has its waiting job skipped when its turn comes.
+ * queue (bounded by `maxBufferedBytes`) until the one in progress completes. So at most two jobs per session
+ * wait. A session that ends meanwhile (closed by the application, a limit or a server stop) leaves its entry, a
+ * closure holding the message's input, until its turn comes, when it is skipped at no cost; a peer cannot end its
+ * session early to pile such entries up, since with its reads held its disconnect is only read after its job.
  */
 export class ZlibJobQueue {
   private _concurrency: number;
