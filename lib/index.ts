@@ -63,6 +63,8 @@ export { WebSocketUpgradeHandler, hasToken, parseProtocols } from './websocket/W
 export type { AcceptResult, WebSocketAccept, WebSocketRefusal, WebSocketUpgradeHandlerOptions } from './websocket/WebSocketUpgradeHandler.js';
 export { ExtensionHeaderError, parseExtensions } from './websocket/PerMessageDeflate.js';
 export type { ExtensionOffer, PerMessageDeflateOptions } from './websocket/PerMessageDeflate.js';
+export { ZlibJobQueue, zlibJobQueue } from './websocket/ZlibJobQueue.js';
+export type { ZlibJob, ZlibJobQueueStats } from './websocket/ZlibJobQueue.js';
 export { WebSocketSession, ReadyState } from './websocket/WebSocketSession.js';
 export { WebSocketConnection, resolveSettings } from './websocket/WebSocketConnection.js';
 export type { WebSocketConnectionOptions, WebSocketConnectionState, WebSocketSettings } from './websocket/WebSocketConnection.js';

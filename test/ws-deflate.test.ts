@@ -80,7 +80,9 @@ t.test('negotiateDeflate: RFC 7692 §7 offers and the response', async (t) => {
   t.throws(() => resolveDeflateSettings({ threshold: -1 }), RangeError);
   t.throws(() => resolveDeflateSettings({ level: 10 }), RangeError);
   t.equal(resolveDeflateSettings(false), undefined);
-  t.same(resolveDeflateSettings(true), { threshold: 1024, level: -1 });
+  t.same(resolveDeflateSettings(true), { threshold: 1024, level: -1, asyncThreshold: 65536 });
+  t.throws(() => resolveDeflateSettings({ asyncThreshold: 1.5 }), RangeError);
+  t.equal(resolveDeflateSettings({ asyncThreshold: Infinity })?.asyncThreshold, Infinity, 'Infinity: always synchronous');
 });
 
 // ------------------------------------------------------------------------------------------------ codec

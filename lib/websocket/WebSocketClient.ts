@@ -47,7 +47,7 @@ export interface WebSocketConnectOptions extends WebSocketSessionOptions {
    */
   localAddress?: string;
   /**
-   * Offer permessage-deflate (RFC 7692): `true` or options (threshold, level). Default false. The offer is
+   * Offer permessage-deflate (RFC 7692): `true` or options (threshold, level, asyncThreshold). Default false. The offer is
    * `permessage-deflate; client_no_context_takeover` (every message is compressed on its own); the server's
    * context takeover is honoured with a 32 KiB window. A server answer that breaks RFC 7692 fails the handshake
    * ('WS_HANDSHAKE_EXTENSION').

@@ -66,11 +66,18 @@ export function resolveSettings(options: WebSocketSessionOptions = {}): WebSocke
   });
 }
 
-/** A data frame waiting for the endpoint to drain below its low watermark. */
+/**
+ * A data frame waiting for the endpoint to drain below its low watermark, or a message being compressed on zlib's
+ * thread pool (`frames` undefined until then): it holds its place, and what was sent after it waits behind it.
+ */
 interface QueuedFrame {
-  frames: Buffer[];
+  frames: Buffer[] | undefined;
+  /** The frame's bytes; while compressing, the message's uncompressed size. */
   bytes: number;
   callback: WriteCallback | undefined;
+  /** While compressing: the message and its opcode. */
+  uncompressed: Buffer | undefined;
+  opcode: DataOpCode;
 }
 
 /**
@@ -112,7 +119,7 @@ export interface WebSocketConnectionOptions {
 class FrameEvents implements FrameParserListener {
   constructor(private readonly connection: WebSocketConnection) {}
   onMessage(opcode: DataOpCode, data: Buffer, compressed: boolean): boolean {
-    return this.connection.onMessage(opcode, compressed ? this.connection.inflate(opcode, data) : data);
+    return compressed ? this.connection.onCompressedMessage(opcode, data) : this.connection.onMessage(opcode, data);
   }
   onPing(payload: Buffer): boolean {
     return this.connection.onPing(payload);
@@ -170,6 +177,8 @@ export class WebSocketConnection implements Connection {
   /** The shared empty NO_QUEUE until data must wait: an idle session carries no array of its own. */
   private queue: QueuedFrame[] = NO_QUEUE;
   private queuedBytes = 0;
+  /** The queued message being compressed on zlib's thread pool (at most one per session), if any. */
+  private compressing: QueuedFrame | undefined;
   /** Our close frame waits behind queued data (a graceful close sends what was queued first). */
   private closeFrameQueued: Buffer[] | undefined;
   /** What onClose will report (see WebSocketListener.onClose). */
@@ -333,15 +342,40 @@ export class WebSocketConnection implements Connection {
   // ------------------------------------------------------------------------------------ frames (via FrameEvents)
 
   /**
-   * @internal A compressed message, inflated (RFC 7692 §7.2.2) and, for text, validated (the parser cannot
-   * validate compressed bytes). Throws ProtocolError (1007, 1009), which fails the connection like a frame error.
+   * @internal A compressed message (RFC 7692 §7.2.2): inflated now when it is small, else on zlib's thread pool
+   * while reads are held (HOLD_INFLATE), so that the messages after it wait and keep their order; then delivered
+   * like any other. Throws ProtocolError (1007, 1009), which fails the connection like a frame error; the async
+   * path fails it the same way.
    */
-  inflate(opcode: DataOpCode, data: Buffer): Buffer {
-    const message = this.deflate!.decompress(data, this.settings.maxMessageBytes ?? DEFAULT_FRAME_PARSER_LIMITS.maxMessageBytes);
-    if (opcode === OpCode.TEXT && !isUtf8(message)) {
-      throw new ProtocolError(1007, 'WS_INVALID_UTF8', 'text message is not valid UTF-8 after inflating (RFC 6455 §8.1)');
+  onCompressedMessage(opcode: DataOpCode, data: Buffer): boolean {
+    const maxBytes = this.settings.maxMessageBytes ?? DEFAULT_FRAME_PARSER_LIMITS.maxMessageBytes;
+    const message = this.deflate!.decompressIfSmall(data, maxBytes);
+    if (message !== undefined) return this.onMessage(opcode, checkInflated(opcode, message));
+    // A large message: two closures per message are nothing next to what inflating it costs.
+    this.holdReads(HOLD_INFLATE);
+    this.deflate!.decompressLater(
+      data,
+      maxBytes,
+      () => this._state !== 'FAILED' && this._state !== 'CLOSED',
+      (error, inflated) => this.onInflated(opcode, error, inflated),
+    );
+    return true; // stop parsing: the rest of the read waits for this message
+  }
+
+  /** The end of an async inflation: the message delivered (or the session failed), then reads released. */
+  private onInflated(opcode: DataOpCode, error: ProtocolError | undefined, message: Buffer | undefined): void {
+    // A session that failed or closed meanwhile drops the message: nothing more is delivered after onError/onClose.
+    if (this._state === 'FAILED' || this._state === 'CLOSED') return;
+    try {
+      if (error !== undefined) throw error;
+      message = checkInflated(opcode, message!);
+    } catch (e) {
+      this.fail(e as ProtocolError);
+      this.releaseReads(HOLD_INFLATE);
+      return;
     }
-    return message;
+    this.onMessage(opcode, message);
+    this.releaseReads(HOLD_INFLATE);
   }
 
   /** @internal A whole message; returns true to stop parsing (reads held, or the session is ending). */
@@ -432,6 +466,22 @@ export class WebSocketConnection implements Connection {
    * open or the buffered bound refuses it.
    */
   sendFrames(frames: Buffer[], bytes: number, callback: WriteCallback | undefined): boolean {
+    if (!this.admits(bytes, callback)) return false;
+    if (this.queue.length === 0 && this.endPoint.isWritable) {
+      this.endPoint.write(frames, callback);
+    } else {
+      if (this.queue === NO_QUEUE) this.queue = [];
+      this.queue.push({ frames, bytes, callback, uncompressed: undefined, opcode: OpCode.BINARY });
+      this.queuedBytes += bytes;
+    }
+    return true;
+  }
+
+  /**
+   * Whether a send of `bytes` may be queued: the session is open and under `maxBufferedBytes` (else the callback
+   * fails, synchronously, and the overflow policy applies).
+   */
+  private admits(bytes: number, callback: WriteCallback | undefined): boolean {
     if (this._state !== 'OPEN') {
       callback?.(new WebSocketSessionError('WS_SESSION_CLOSED', `cannot send: the session is ${this._state}`, this.closeCode));
       return false;
@@ -447,14 +497,52 @@ export class WebSocketConnection implements Connection {
       callback?.(error);
       return false;
     }
-    if (this.queue.length === 0 && this.endPoint.isWritable) {
-      this.endPoint.write(frames, callback);
-    } else {
-      if (this.queue === NO_QUEUE) this.queue = [];
-      this.queue.push({ frames, bytes, callback });
-      this.queuedBytes += bytes;
-    }
     return true;
+  }
+
+  /**
+   * A large message to compress on zlib's thread pool (PerMessageDeflate's `asyncThreshold`): it takes its place in
+   * the data queue now, counted at its uncompressed size, and is compressed when no other message of this session
+   * is (one job per session at a time, in queue order).
+   */
+  private sendCompressedLater(opcode: DataOpCode, data: Buffer, callback: WriteCallback | undefined): boolean {
+    if (!this.admits(data.length, callback)) return false;
+    const entry: QueuedFrame = { frames: undefined, bytes: data.length, callback, uncompressed: data, opcode };
+    if (this.queue === NO_QUEUE) this.queue = [];
+    this.queue.push(entry);
+    this.queuedBytes += data.length;
+    if (this.compressing === undefined) this.compressLater(entry);
+    return true;
+  }
+
+  private compressLater(entry: QueuedFrame): void {
+    this.compressing = entry;
+    this.deflate!.compressLater(
+      entry.uncompressed!,
+      () => this.compressing === entry,
+      (compressed) => this.onCompressed(entry, compressed),
+    );
+  }
+
+  /** A message compressed on the pool: its frame replaces it in the queue, the next one starts, the queue drains. */
+  private onCompressed(entry: QueuedFrame, compressed: Buffer | undefined): void {
+    // The queue was failed meanwhile (the session failed or closed): its callback has had the error.
+    if (this.compressing !== entry) return;
+    this.compressing = undefined;
+    const data = entry.uncompressed!;
+    const frames = compressed === undefined ? this.generator.encode(entry.opcode, data) : this.generator.encode(entry.opcode, compressed, true, true);
+    const bytes = frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length;
+    this.queuedBytes += bytes - entry.bytes;
+    entry.bytes = bytes;
+    entry.frames = frames;
+    entry.uncompressed = undefined;
+    for (const next of this.queue) {
+      if (next.frames === undefined) {
+        this.compressLater(next);
+        break;
+      }
+    }
+    this.drainQueue();
   }
 
   /** @internal Encodes and sends a data message. */
@@ -467,6 +555,9 @@ export class WebSocketConnection implements Connection {
         return this.sendFrames(frames, frames[0]!.length, callback);
       }
       data = Buffer.from(data, 'utf8');
+    }
+    if (deflate !== undefined && deflate.wants(data.length) && deflate.compressesLater(data.length)) {
+      return this.sendCompressedLater(opcode, data, callback);
     }
     // RFC 7692 §6: RSV1 on the first (here: only) frame marks the message compressed.
     const compressed = deflate !== undefined && deflate.wants(data.length) ? deflate.compress(data) : undefined;
@@ -740,10 +831,11 @@ export class WebSocketConnection implements Connection {
   private drainQueue(): void {
     const queue = this.queue;
     let i = 0;
-    while (i < queue.length && this.endPoint.isWritable && this.endPoint.isOpen) {
+    // A message still being compressed holds back everything after it.
+    while (i < queue.length && queue[i]!.frames !== undefined && this.endPoint.isWritable && this.endPoint.isOpen) {
       const item = queue[i++]!;
       this.queuedBytes -= item.bytes;
-      this.endPoint.write(item.frames, item.callback);
+      this.endPoint.write(item.frames!, item.callback);
     }
     if (i !== 0) {
       if (i === queue.length) this.queue = NO_QUEUE; // drained: the array's memory goes
@@ -761,6 +853,7 @@ export class WebSocketConnection implements Connection {
     if (queue.length === 0) return;
     this.queue = NO_QUEUE;
     this.queuedBytes = 0;
+    this.compressing = undefined; // its result is dropped
     for (const item of queue) {
       if (item.callback === undefined) continue;
       try {
@@ -795,6 +888,17 @@ export class WebSocketConnection implements Connection {
   }
 }
 
+/**
+ * A text message must be valid UTF-8 once inflated (RFC 6455 §8.1; the parser cannot validate compressed bytes).
+ * @throws ProtocolError 1007
+ */
+function checkInflated(opcode: DataOpCode, message: Buffer): Buffer {
+  if (opcode === OpCode.TEXT && !isUtf8(message)) {
+    throw new ProtocolError(1007, 'WS_INVALID_UTF8', 'text message is not valid UTF-8 after inflating (RFC 6455 §8.1)');
+  }
+  return message;
+}
+
 function nonNegative(name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a finite number >= 0, got ${value}`);
   return value;
@@ -821,6 +925,9 @@ const HOLD_CONTROL = 2;
 function controlBytes(frames: Buffer[] | undefined): number {
   return frames === undefined ? 0 : frames[0]!.length;
 }
+
+/** Read hold: a compressed message is being inflated on zlib's thread pool (see `onCompressedMessage`). */
+const HOLD_INFLATE = 4;
 
 /** The data queue of every session that has nothing waiting (never pushed to: replaced on first use). */
 const NO_QUEUE: QueuedFrame[] = [];

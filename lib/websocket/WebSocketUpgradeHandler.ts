@@ -51,6 +51,8 @@ export interface WebSocketUpgradeHandlerOptions extends WebSocketSessionOptions 
    * permessage-deflate (RFC 7692): `true` or options to accept a client's offer (browsers offer it). Default false,
    * as in ws: compression costs CPU on both sides and helps only compressible messages over slow links. quay keeps
    * no zlib stream per session (see PerMessageDeflate.ts): at most a 32 KiB window of what the client sent.
+   * Messages over `asyncThreshold` (64 KiB) are (de)compressed on zlib's thread pool, at most
+   * `zlibJobQueue.concurrency` at once in the process.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
