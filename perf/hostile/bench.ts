@@ -28,33 +28,10 @@ import { HAVE_TASKSET, PERF_DIR } from '../lib.js';
 import { parseOptions } from './options.js';
 import type { HostileOptions } from './options.js';
 import { ALL } from './scenarios.js';
-import type { Figures, Scenario } from './scenarios.js';
+import type { Scenario } from './scenarios.js';
+import { replaceSection, table } from './report.js';
+import type { ScenarioReport } from './report.js';
 import type { Impl } from './proc.js';
-
-const LABEL: Record<Impl, string> = { quay: 'quay', node: 'node:http / ws 8' };
-
-interface ScenarioReport {
-  id: string;
-  title: string;
-  setup: string;
-  figures: Partial<Record<Impl, Figures>>;
-  seconds: number;
-}
-
-function cell(v: unknown): string {
-  if (v === undefined) return '-';
-  if (typeof v === 'number') return Number.isFinite(v) ? v.toLocaleString('en-US') : '-';
-  return String(v).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-}
-
-/** One markdown table: a row per metric, a column per implementation (metrics in first-seen order). */
-export function table(report: ScenarioReport, impls: readonly Impl[]): string {
-  const metrics: string[] = [];
-  for (const impl of impls) for (const k of Object.keys(report.figures[impl] ?? {})) if (!metrics.includes(k)) metrics.push(k);
-  const lines = [`| ${report.id} | ${impls.map((i) => LABEL[i]).join(' | ')} |`, `| --- | ${impls.map(() => '---').join(' | ')} |`];
-  for (const m of metrics) lines.push(`| ${cell(m)} | ${impls.map((i) => cell(report.figures[i]?.[m])).join(' | ')} |`);
-  return lines.join('\n');
-}
 
 function sectionOf(report: ScenarioReport, impls: readonly Impl[]): string {
   return [`### ${report.id}: ${report.title}`, '', report.setup, '', table(report, impls), ''].join('\n');
@@ -86,14 +63,8 @@ function markdown(reports: readonly ScenarioReport[], o: HostileOptions, argv: r
 }
 
 function writeResults(file: string, section: string): void {
-  const START = '<!-- hostile:start -->';
-  const END = '<!-- hostile:end -->';
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '# quay performance results\n';
-  const block = `${START}\n${section}\n${END}`;
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  const next = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + END.length) : `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, next);
+  writeFileSync(file, replaceSection(text, section));
   console.error(`updated ${file}`);
 }
 

@@ -48,6 +48,15 @@ export interface HostileOptions {
 
 const MiB = 1024 * 1024;
 
+/** A command line that cannot be run: an unknown scenario or server, a size that is not one. */
+export class HostileOptionsError extends Error {
+  readonly code = 'HOSTILE_OPTIONS';
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostileOptionsError';
+  }
+}
+
 /** The full-size defaults, and the --quick ones where they differ. */
 const FULL = {
   rstRequests: 200,
@@ -109,42 +118,49 @@ const FLAG: Record<keyof typeof FULL, string> = {
 /** A size: a number with an optional K/M/G (x1024 for bytes, x1000 otherwise is not worth the confusion: x1024). */
 export function parseSize(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)([kKmMgG]i?[bB]?)?$/.exec(text.trim().replace(/_/g, ''));
-  if (m === null) throw new Error(`--${flag}: not a number: ${text}`);
+  if (m === null) throw new HostileOptionsError(`--${flag}: not a number: ${text}`);
   const unit = (m[2] ?? '').charAt(0).toLowerCase();
   const scale = unit === 'k' ? 1024 : unit === 'm' ? MiB : unit === 'g' ? 1024 * MiB : 1;
   const n = Math.round(Number(m[1]) * scale);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${flag}: not a size: ${text}`);
+  if (!Number.isFinite(n) || n < 0) throw new HostileOptionsError(`--${flag}: not a size: ${text}`);
   return n;
 }
 
 export function parseOptions(argv: readonly string[]): HostileOptions | 'help' {
   const sizeOptions = Object.fromEntries(Object.values(FLAG).map((f) => [f, { type: 'string' as const }]));
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      ...sizeOptions,
-      only: { type: 'string' },
-      servers: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      write: { type: 'boolean', default: false },
-      results: { type: 'string' },
-      'min-request-data-rate': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        ...sizeOptions,
+        only: { type: 'string' },
+        servers: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        write: { type: 'boolean', default: false },
+        results: { type: 'string' },
+        'min-request-data-rate': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    // node:util's own errors (an unknown flag, a missing value) in the same typed form as ours.
+    throw new HostileOptionsError(error instanceof Error ? error.message : String(error));
+  }
+  const values = parsed.values;
   if (values.help === true) return 'help';
   const quick = values.quick === true;
   const only = values.only === undefined ? [...SCENARIOS] : (values.only as string).split(',').map((s) => s.trim());
-  for (const id of only) if (!(SCENARIOS as readonly string[]).includes(id)) throw new Error(`--only: unknown scenario ${id} (one of ${SCENARIOS.join(', ')})`);
+  for (const id of only) if (!(SCENARIOS as readonly string[]).includes(id)) throw new HostileOptionsError(`--only: unknown scenario ${id} (one of ${SCENARIOS.join(', ')})`);
   const impls = values.servers === undefined ? [...IMPLS] : (values.servers as string).split(',').map((s) => s.trim());
-  for (const i of impls) if (!(IMPLS as readonly string[]).includes(i)) throw new Error(`--servers: unknown ${i} (quay, node)`);
+  for (const i of impls) if (!(IMPLS as readonly string[]).includes(i)) throw new HostileOptionsError(`--servers: unknown ${i} (quay, node)`);
   const sizes = { ...FULL, ...(quick ? QUICK : {}) };
   for (const key of Object.keys(FLAG) as (keyof typeof FULL)[]) {
     const v = (values as Record<string, unknown>)[FLAG[key]];
     if (typeof v === 'string') sizes[key] = parseSize(v, FLAG[key]);
   }
-  if (sizes.headerTimeoutMs <= 0 || sizes.requestTimeoutMs <= 0) throw new Error('--header-timeout-ms and --request-timeout-ms must be > 0');
+  if (sizes.headerTimeoutMs <= 0 || sizes.requestTimeoutMs <= 0) throw new HostileOptionsError('--header-timeout-ms and --request-timeout-ms must be > 0');
   const rate = values['min-request-data-rate'];
   return {
     only: only as ScenarioId[],

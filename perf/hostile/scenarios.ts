@@ -145,11 +145,14 @@ const crashHeader: Scenario = {
 
 // ---- 3. pipeline-flood ----
 
+/** How long the pipelining client holds without reading after its writes. */
+const holdSeconds = (capSeconds: number): number => Math.min(10, Math.ceil(capSeconds / 2));
+
 const pipelineFlood: Scenario = {
   id: 'pipeline-flood',
   title: 'Pipelined requests from a client that does not read',
   setup: (o) =>
-    `one connection writes ${o.pipelineRequests.toLocaleString('en-US')} pipelined "GET / HTTP/1.1" (with backpressure on the client side, at most ${o.pipelineSeconds} s) without reading; server RSS sampled every 200 ms; then the client reads (at most ${o.pipelineSeconds} s, or until 5 s without data).`,
+    `one connection writes ${o.pipelineRequests.toLocaleString('en-US')} pipelined "GET / HTTP/1.1" (with backpressure on the client side, at most ${o.pipelineSeconds} s) without reading, then holds ${holdSeconds(o.pipelineSeconds)} s without reading; server RSS sampled every 200 ms; then the client reads (at most ${2 * o.pipelineSeconds} s, or until 5 s without data).`,
   async run(impl, o, log) {
     return withServer(impl, serverArgs(o), async (server) => {
       const sampler = new RssSampler(server.pid);
@@ -175,7 +178,9 @@ const pipelineFlood: Scenario = {
         }
       }
       const writeSec = (performance.now() - t0) / 1000;
-      const rssAfterWrite = rssOf(server.pid) - sampler.baseline;
+      // Hold without reading a while: the server works through what it read, its answers pile up somewhere.
+      await sleep(holdSeconds(o.pipelineSeconds) * 1000);
+      const rssHeld = sampler.max - sampler.baseline;
       log(`  ${impl}: ${sent.toLocaleString('en-US')} requests written in ${writeSec.toFixed(1)} s${stalled ? ' (stalled: server stopped reading)' : ''}`);
       const counter = new HeadCounter();
       let lastData = performance.now();
@@ -185,7 +190,7 @@ const pipelineFlood: Scenario = {
       });
       socket.resume();
       const readStart = performance.now();
-      const readDeadline = readStart + o.pipelineSeconds * 1000;
+      const readDeadline = readStart + 2 * o.pipelineSeconds * 1000;
       while (counter.count < sent && !socket.destroyed && performance.now() < readDeadline && performance.now() - lastData < 5_000) await sleep(100);
       const readSec = (performance.now() - readStart) / 1000;
       const growth = sampler.stop();
@@ -194,8 +199,8 @@ const pipelineFlood: Scenario = {
         'requests written': sent,
         'writer stalled (server stopped reading)': stalled ? 'yes' : 'no',
         'write phase (s)': round1(writeSec),
-        'server RSS growth, max (MiB)': mib(growth),
-        'server RSS growth at end of writing (MiB)': mib(rssAfterWrite),
+        [`server RSS growth, max while not read (write + ${holdSeconds(o.pipelineSeconds)} s) (MiB)`]: mib(rssHeld),
+        'server RSS growth, max over the run (MiB)': mib(growth),
         'responses read back': counter.count,
         'read phase (s)': round1(readSec),
         'connection closed by server': closedByServer ? 'yes' : 'no',
@@ -236,7 +241,8 @@ const pingFlood: Scenario = {
       const sampler = new RssSampler(server.pid);
       const { socket } = await wsHandshake(server.port, '/echo');
       let closedByServer = false;
-      socket.on('error', () => (closedByServer = true));
+      let resetByServer = false;
+      socket.on('error', () => (closedByServer = resetByServer = true));
       socket.on('end', () => (closedByServer = true));
       const r = await flood(socket, frames, o.pingBytes, o.pingSeconds);
       log(`  ${impl} server: ${mib(r.sent)} MiB of pings in ${r.sec.toFixed(1)} s${r.stalled ? ' (stalled)' : ''}`);
@@ -258,7 +264,7 @@ const pingFlood: Scenario = {
         'server: RSS growth, max (MiB)': mib(growth),
         'server: RSS growth at end of flood (MiB)': mib(growthWhileFlooding),
         'server: pongs read back (10 s at most)': scanner.pongs,
-        'server: close code received': scanner.closeCode ?? (closedByServer ? 'none (TCP closed)' : 'none (still open)'),
+        'server: close code received': scanner.closeCode ?? (closedByServer ? `none (TCP ${resetByServer ? 'reset' : 'closed'})` : 'none (still open)'),
         'server: GET answered afterwards': await answers(server),
       };
     });
@@ -466,14 +472,11 @@ async function bombRun(server: HostileServer, payload: Buffer, seconds: number, 
         const t = performance.now();
         await new Promise<void>((resolve, reject) => {
           const counter = new HeadCounter();
-          let body = 0;
           const timer = setTimeout(() => done(new Error('GET timeout')), Math.max(1, end - performance.now() + 5_000));
           const onData = (b: Buffer): void => {
             counter.feed(b);
-            body += b.length;
             // "hello world\n" is the last 12 bytes of the response.
             if (counter.count > 0 && b.toString('latin1').endsWith('hello world\n')) done();
-            void body;
           };
           const onClose = (): void => done(new Error('closed'));
           function done(e?: Error): void {
@@ -543,7 +546,7 @@ const deflateBomb: Scenario = {
         log(`  ${impl} ${part.name}: ${r.sent} bombs, ${r.gets} GETs, p99 ${r.p99.toFixed(1)} ms, event-loop delay max ${r.eldMaxMs.toFixed(0)} ms`);
         return {
           'GETs answered': r.gets,
-          'GET p50 / p99 / max (ms)': `${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} / ${r.max.toFixed(0)}`,
+          'GET p50 / p99 / max (ms)': `${r.p50.toFixed(2)} / ${r.p99.toFixed(1)} / ${r.max.toFixed(0)}`,
           'GET errors': r.getErrors,
           'server event-loop delay max (ms)': round1(r.eldMaxMs),
           'server RSS growth, max (MiB)': mib(r.rssGrowth),
