@@ -87,15 +87,15 @@ const crashRst: Scenario = {
   id: 'crash-rst',
   title: 'Reset by the peer while responses are pending (handlers that do not await end())',
   setup: (o) =>
-    `${o.rstRequests} pipelined GETs on one connection, then a TCP reset (socket.resetAndDestroy()) 20 ms later. /late: the handler calls end() 50 ms later without awaiting it; /sync: it calls end() at once without awaiting it (node:http: res.end() in the same places). Then a GET /hello on a new connection.`,
+    `${o.rstRequests} pipelined GETs on one connection, then a TCP reset (socket.resetAndDestroy()) as soon as they are written. /late: the handler calls end() 50 ms later without awaiting it; /sync: it calls end() at once without awaiting it (node:http: res.end() in the same places). Then a GET /hello on a new connection.`,
   async run(impl, o) {
     const figures: Figures = {};
     for (const path of ['/late', '/sync']) {
       const f = await withServer(impl, serverArgs(o), async (server) => {
         const socket = await connectRaw(server.port);
         socket.on('error', () => {});
-        socket.write(Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`.repeat(o.rstRequests), 'latin1'));
-        await sleep(20);
+        // The reset goes out as soon as the requests are in the kernel: the server is reading and answering them.
+        await new Promise<void>((resolve) => socket.write(Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`.repeat(o.rstRequests), 'latin1'), () => resolve()));
         socket.resetAndDestroy();
         await sleep(1_000);
         return { answers: await answers(server) };
