@@ -7,7 +7,8 @@
  * Scenarios (--only ids): crash-rst, crash-header, pipeline-flood, ping-flood, slow-body, deflate-bomb, log-flood,
  * emfile. Each runs against quay (perf/servers/hostile-quay) and against node:http with ws 8
  * (perf/servers/hostile-node), each time in a fresh server process pinned to core 0 (taskset) while the attacking
- * clients run in this process (or, for the client side of ping-flood, in a child pinned to core 1). A server
+ * clients run in this process, pinned to core 1 (for the client side of ping-flood the roles swap: the attacked
+ * client is a child on core 0, the hostile server in this process). A server
  * that crashes is a result ("crashed (exit code N)"), not a failure of the benchmark.
  *
  * Full size is the default (about 10-15 minutes); --quick runs smaller sizes (about 2 minutes). Sizes:
@@ -21,10 +22,11 @@
  * `<!-- hostile:end -->` of perf/RESULTS.md (appended when missing; --results FILE: another file) with the
  * date, Node version, command and tables.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { HAVE_TASKSET, PERF_DIR } from '../lib.js';
+import { HAVE_TASKSET, LOAD_CORE, PERF_DIR } from '../lib.js';
 import { parseOptions } from './options.js';
 import type { HostileOptions } from './options.js';
 import { ALL } from './scenarios.js';
@@ -54,7 +56,7 @@ function markdown(reports: readonly ScenarioReport[], o: HostileOptions, argv: r
     '## Hostile peers: `npm run bench:hostile`',
     '',
     `${date}, Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${o.quick ? 'quick sizes' : 'full sizes'}, ` +
-      `each server in a fresh process ${HAVE_TASKSET ? 'pinned to core 0 (taskset)' : '(no taskset here: not pinned)'}, the attackers in the benchmark's process; ${Math.round(seconds)} s in all. ` +
+      `each server in a fresh process ${HAVE_TASKSET ? 'pinned to core 0 (taskset)' : '(no taskset here: not pinned)'}, the attackers in the benchmark's process ${HAVE_TASKSET ? 'pinned to core 1' : ''}; ${Math.round(seconds)} s in all. ` +
       `Command: \`npm run build && node dist/perf/hostile/bench.js${commandFlags(argv)}\`.`,
     '',
     ...reports.map((r) => sectionOf(r, o.impls)),
@@ -114,6 +116,15 @@ async function main(): Promise<void> {
 process.on('unhandledRejection', (e) => console.error('bench:hostile: unhandled rejection (ignored):', e));
 process.on('uncaughtException', (e) => console.error('bench:hostile: uncaught exception (ignored):', e));
 
+// The attackers run on the load core, as the load generators of perf/compare do: this process re-runs itself
+// under taskset once (HOSTILE_PINNED marks the pinned run).
+if (HAVE_TASKSET && process.env['HOSTILE_PINNED'] === undefined) {
+  const r = spawnSync('taskset', ['-c', LOAD_CORE, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, HOSTILE_PINNED: '1' },
+  });
+  process.exit(r.status ?? 1);
+}
 await main();
 // Child processes are gone; sockets that a misbehaving server keeps half-open must not hold the process.
 process.exit(0);

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HAVE_TASKSET, LOAD_CORE, PERF_DIR, SERVER_CORE } from '../lib.js';
+import { HAVE_TASKSET, PERF_DIR, SERVER_CORE } from '../lib.js';
 
 const PRLIMIT = '/usr/bin/prlimit';
 const HAVE_PRLIMIT = existsSync(PRLIMIT) && spawnSync(PRLIMIT, ['--version']).status === 0;
@@ -136,9 +136,6 @@ export async function startHostileServer(impl: Impl, args: readonly string[], op
     throw error;
   }
 }
-
-/** Pins a client child process to the load core. */
-export const CLIENT_CORE = LOAD_CORE;
 
 /** VmRSS of a process in bytes, from /proc; NaN once it is gone. */
 export function rssOf(pid: number): number {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import { PERF_DIR } from '../lib.js';
+import { PERF_DIR, SERVER_CORE } from '../lib.js';
 import {
   HOST,
   HeadCounter,
@@ -29,7 +29,7 @@ import {
   wsHandshake,
 } from './clients.js';
 import type { HostileOptions, ScenarioId } from './options.js';
-import { CLIENT_CORE, RssSampler, childArgv, crashReason, fate, rssOf, startHostileServer, waitForLine, watch } from './proc.js';
+import { RssSampler, childArgv, crashReason, fate, rssOf, startHostileServer, waitForLine, watch } from './proc.js';
 import type { HostileServer, Impl } from './proc.js';
 
 export type Value = string | number;
@@ -294,7 +294,7 @@ async function clientPingFlood(impl: Impl, o: HostileOptions, log: (s: string) =
   await new Promise<void>((r) => attacker.listen(0, HOST, r));
   const port = (attacker.address() as AddressInfo).port;
   const script = join(PERF_DIR, 'hostile', 'wsclient.js');
-  const child = watch(childArgv(script, ['--impl', impl === 'quay' ? 'quay' : 'ws', '--url', `ws://${HOST}:${port}/`], { core: CLIENT_CORE }));
+  const child = watch(childArgv(script, ['--impl', impl === 'quay' ? 'quay' : 'ws', '--url', `ws://${HOST}:${port}/`], { core: SERVER_CORE }));
   try {
     await waitForLine(child, /^(open|error .*)$/m, 10_000);
     const sampler = new RssSampler(child.pid);
