@@ -185,6 +185,10 @@ export function fate(w: Watched): string {
 /** The first line of stderr that says why a process died (an Error line), for the notes. */
 export function crashReason(w: Watched): string {
   const text = `${w.stderrHead}\n${w.stderrTail}`;
-  const m = /^\s*[A-Za-z]*(?:Error|Exception)\b[^\n]*$/m.exec(text) ?? /^[^\n]*(?:Error|error|FATAL)[^\n]*$/m.exec(text);
-  return m === null ? '' : m[0].trim().slice(0, 160);
+  const m =
+    /^\s*[A-Za-z]*Error(?: \[[A-Z_]+\])?:[^\n]*$/m.exec(text) ?? /^[^\n]*(?:FATAL|Error|error)[^\n]*$/m.exec(text);
+  if (m === null) return '';
+  // Node prints this frame above an error that no one caught because it was a Promise's rejection.
+  const unhandled = text.includes('fromPromise') ? 'unhandled rejection: ' : '';
+  return `${unhandled}${m[0].trim()}`.slice(0, 160);
 }
