@@ -100,7 +100,7 @@ export function waitForLine(w: Watched, re: RegExp, ms = 10_000): Promise<RegExp
         if (!check()) finish(new Error(`exited (${w.exit?.code ?? w.exit?.signal}) before ${re}: ${w.stderrTail.trim().slice(-300)}`));
       });
     };
-    const timer = setTimeout(() => finish(new Error(`no ${re} within ${ms} ms`)), ms);
+    const timer = setTimeout(() => finish(new Error(`no ${re} within ${ms} ms (stdout: ${JSON.stringify(w.stdoutText.slice(-200))}, stderr: ${JSON.stringify(w.stderrTail.slice(-300))})`)), ms);
     let done = false;
     function finish(error: Error | undefined, m?: RegExpExecArray): void {
       if (done) return;
@@ -129,7 +129,8 @@ export async function startHostileServer(impl: Impl, args: readonly string[], op
   const script = join(PERF_DIR, 'servers', `hostile-${impl}.js`);
   const w = watch(childArgv(script, ['--port', '0', ...args], options));
   try {
-    const m = await waitForLine(w, /listening (\d+)/);
+    // Generous: the machine is shared, and a server can start while the previous one's sockets are being torn down.
+    const m = await waitForLine(w, /listening (\d+)/, 30_000);
     return Object.assign(w, { impl, port: Number(m[1]) });
   } catch (error) {
     await w.kill();
