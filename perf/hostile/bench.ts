@@ -89,9 +89,7 @@ async function runScenario(s: Scenario, o: HostileOptions): Promise<ScenarioRepo
   return report;
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const o = parseOptions(argv);
+async function main(argv: readonly string[], o: HostileOptions | 'help'): Promise<void> {
   if (o === 'help') {
     console.log(readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*|^ \* ?/gm, ''));
     return;
@@ -112,19 +110,29 @@ async function main(): Promise<void> {
   if (o.write) writeResults(o.results ?? join(PERF_DIR, '..', '..', 'perf', 'RESULTS.md'), markdown(reports, o, argv, seconds));
 }
 
-// Stray rejections or errors from a dying peer must not end the run: log them and go on.
-process.on('unhandledRejection', (e) => console.error('bench:hostile: unhandled rejection (ignored):', e));
-process.on('uncaughtException', (e) => console.error('bench:hostile: uncaught exception (ignored):', e));
+const argv = process.argv.slice(2);
+let options: HostileOptions | 'help';
+try {
+  options = parseOptions(argv);
+} catch (error) {
+  console.error(`bench:hostile: ${error instanceof Error ? error.message : String(error)} (--help for the options)`);
+  process.exit(2);
+}
 
 // The attackers run on the load core, as the load generators of perf/compare do: this process re-runs itself
 // under taskset once (HOSTILE_PINNED marks the pinned run).
-if (HAVE_TASKSET && process.env['HOSTILE_PINNED'] === undefined) {
+if (options !== 'help' && HAVE_TASKSET && process.env['HOSTILE_PINNED'] === undefined) {
   const r = spawnSync('taskset', ['-c', LOAD_CORE, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...process.env, HOSTILE_PINNED: '1' },
   });
   process.exit(r.status ?? 1);
 }
-await main();
+
+// Stray rejections or errors from a dying peer must not end the run: log them and go on.
+process.on('unhandledRejection', (e) => console.error('bench:hostile: unhandled rejection (ignored):', e));
+process.on('uncaughtException', (e) => console.error('bench:hostile: uncaught exception (ignored):', e));
+
+await main(argv, options);
 // Child processes are gone; sockets that a misbehaving server keeps half-open must not hold the process.
 process.exit(0);
