@@ -83,7 +83,15 @@ export class SocketEndPoint extends EndPoint {
         this.coalesced = undefined;
         coalesced.release();
       }
-      this.flusher.completed(error ?? null);
+      if (error != null) {
+        // A failed write means the socket is gone (a reset, a broken pipe): close the endpoint with the I/O
+        // error as the cause, so pending callbacks fail with EndPointClosedError (cause: the error) as on any
+        // other close, and the connection sees a closed endpoint when its write's rejection reaches it (which is
+        // how HTTP tells a client that left from a handler error).
+        this.close(error);
+        return;
+      }
+      this.flusher.completed(null);
     });
     const last = buffers.length - 1;
     if (last === 0) {
