@@ -837,7 +837,6 @@ export class HttpConnectionFactory implements ConnectionFactory {
   }
 }
 
-function ignore(): void {}
 
 const NUMERIC_OPTIONS = [
   'headerTimeoutMs',
