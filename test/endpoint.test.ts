@@ -214,6 +214,29 @@ t.test('idle expiry: connection decides; stuck write is failed whatever it says'
   t.type((writeError as unknown as Error).cause, WriteTimeoutError);
 });
 
+t.test('a stuck write is timed from its last progress, even while the peer keeps sending', async (t) => {
+  const clock = new ManualClock();
+  const scheduler = new IdleTimeoutScheduler({ clock, tickMs: 100 });
+  t.teardown(() => scheduler.close());
+  const ep = new MemoryEndPoint({ scheduler, idleTimeoutMs: 1000 });
+  const c = new Recorder('trickler');
+  c.idleAnswer = false; // the connection would keep it: only the stuck write may end it
+  ep.open(c);
+  ep.stallWrites();
+  let writeError: Error | null = null;
+  ep.write(Buffer.from('never taken'), (e) => (writeError = e));
+  await tick();
+  // The peer sends a byte every 100 ms (each would reset the idle time) but never reads.
+  for (let i = 0; i < 15 && ep.state === 'OPEN'; i++) {
+    clock.advance(100);
+    ep.feed('.');
+  }
+  t.equal(ep.state, 'CLOSED', 'closed although bytes kept arriving');
+  t.type(c.closeCause, WriteTimeoutError);
+  t.type(writeError, EndPointClosedError);
+  t.ok(c.text.length >= 9, 'the trickled bytes were delivered meanwhile');
+});
+
 t.test('idle timeout is changeable at any time', async (t) => {
   const clock = new ManualClock();
   const scheduler = new IdleTimeoutScheduler({ clock, tickMs: 100 });

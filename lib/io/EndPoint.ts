@@ -330,7 +330,10 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   protected fill(bytes: Buffer): void {
     if (this._state === 'CLOSED' || bytes.length === 0) return;
     this.bytesIn += bytes.length;
-    this.lastActivityMs = this.clock.now();
+    // While a write is in flight only its progress counts as activity (as Jetty times a blocked write on its
+    // own): a peer that trickles bytes but never reads our output must still meet the write timeout, or it
+    // holds the endpoint and its queued output forever.
+    if (!this.flusher.isWriting) this.lastActivityMs = this.clock.now();
     if (this.readHolds !== 0 || this.pendingInput !== undefined) {
       // Reads are held (the transport may still hand over what it had in hand): keep a copy, in order.
       this.pendingInput = this.pendingInput === undefined ? Buffer.from(bytes) : Buffer.concat([this.pendingInput, bytes]);
