@@ -502,20 +502,33 @@ t.test('IdleTimeoutScheduler: a target deadline fires at the first sweep at or a
   t.equal(other.idleSlot, -1);
 });
 
-t.test('EndPoint: deadlineMs reaches the connection once, and an upgrade clears it', async (t) => {
+t.test('EndPoint: the deadlineMs of the connection reaches it through the sweep, and an upgrade leaves it behind', async (t) => {
   const clock = new ManualClock(0);
   const scheduler = new IdleTimeoutScheduler({ clock, tickMs: 100 });
   t.teardown(() => scheduler.close());
   const ep = new MemoryEndPoint({ scheduler, idleTimeoutMs: 0 });
   const seen: number[] = [];
-  ep.open({ onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose() {}, onDeadline: (now) => void seen.push(now) });
-  ep.deadlineMs = 150;
+  const http = {
+    deadlineMs: 150,
+    onOpen() {},
+    onFillable() {},
+    onIdleExpired: () => true,
+    onClose() {},
+    onDeadline(now: number): void {
+      seen.push(now);
+      this.deadlineMs = Infinity; // the connection clears (or moves) its own deadline
+    },
+  };
+  ep.open(http);
+  t.equal(ep.deadlineMs, 150, 'the endpoint reads the deadline of its connection');
   clock.advance(500);
-  t.same(seen, [200], 'called once (the deadline is reset before the call)');
+  t.same(seen, [200], 'called once, at the first sweep at or after it');
   t.equal(ep.deadlineMs, Infinity);
-  ep.deadlineMs = 700;
+  http.deadlineMs = 700;
   ep.upgrade({ onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose() {} });
-  t.equal(ep.deadlineMs, Infinity, 'the next protocol starts without the old deadline');
+  t.equal(ep.deadlineMs, undefined, 'the next protocol has no deadline (and no field for one)');
+  clock.advance(1000);
+  t.same(seen, [200], 'the deadline of the old connection is not called after the upgrade');
 });
 
 t.test('the new options are checked at construction', async (t) => {

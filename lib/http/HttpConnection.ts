@@ -113,7 +113,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   private readonly discardTimeoutMs: number;
 
   // Deadlines (clock times of endPoint.clock; Infinity = none). The earliest one of the current phase is put on
-  // endPoint.deadlineMs, which the idle-timeout sweep checks (see armDeadline / onDeadline): no timer per request.
+  // this.deadlineMs, which the idle-timeout sweep checks (see armDeadline / onDeadline): no timer per request.
   /** Whether the head being received has started (its first byte was parsed), and when. */
   private headStarted = false;
   private headStartedAt = 0;
@@ -136,6 +136,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   private lingerFlushing = false;
   /** Requests served on this connection. */
   requests = 0;
+  /**
+   * The clock time of this connection's next deadline (`Infinity` = none), read by the endpoint's idle sweep
+   * (`Connection.deadlineMs`). Kept here, not on the endpoint, so that an upgraded WebSocket carries no such field.
+   */
+  deadlineMs = Infinity;
   /** Handler errors that were the client leaving (see onHandlerError). */
   private disconnectsSeen = 0;
 
@@ -167,7 +172,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (this._state === 'CLOSED' || this._state === 'UPGRADED') return;
     // The clock reading of this read (EndPoint.fill): a deadline passed is acted on now, not only at the next sweep.
     const now = this.endPoint.lastActivityMs;
-    if (now >= this.endPoint.deadlineMs) {
+    if (now >= this.deadlineMs) {
       this.onDeadline(now);
       if (this.isClosed()) return;
     }
@@ -194,6 +199,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
    * every read.
    */
   onDeadline(now: number): void {
+    this.deadlineMs = Infinity; // armDeadline() sets the next one where one is due
     const state = this._state;
     if (state === 'CLOSED' || state === 'UPGRADED') return;
     const ex = this.exchange;
@@ -317,7 +323,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     this._state = 'UPGRADED';
     const leftover = this.takeHeld();
     this.exchange = undefined;
-    this.endPoint.deadlineMs = Infinity;
+    this.deadlineMs = Infinity;
     return leftover;
   }
 
@@ -350,7 +356,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     };
     this.exchange = ex;
     if (requestHead.chunked || requestHead.contentLength > 0) this.startBody(ex, startedAt);
-    else this.endPoint.deadlineMs = Infinity; // complete already: no deadline until the next head
+    else this.deadlineMs = Infinity; // complete already: no deadline until the next head
     this.dispatch(ex);
     // Stop after an upgrade request's head: what follows belongs to the next protocol (or to the next request
     // if the handler declines), and must not be parsed as HTTP until the handler decided.
@@ -370,7 +376,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const ex = this.exchange;
     if (ex === undefined) return false;
     ex.requestComplete = true;
-    this.endPoint.deadlineMs = Infinity; // the request is in: its deadlines are over
+    this.deadlineMs = Infinity; // the request is in: its deadlines are over
     ex.request.endBody(trailers);
     if (ex.responseComplete) {
       this.finishExchange(ex);
@@ -575,7 +581,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     this.dropHeld();
     ex.request.failBody(new ResponseAbortedError('the response ended the connection'));
     if (timedOut) {
-      this.endPoint.deadlineMs = Infinity;
+      this.deadlineMs = Infinity;
       this.endPoint.closeAfterFlush();
       return;
     }
@@ -601,7 +607,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     this.rateStartedAt = Infinity;
     if (this.requestTimeoutMs === 0 && this.minRequestDataRate === 0) {
       this.requestDeadline = Infinity;
-      this.endPoint.deadlineMs = Infinity;
+      this.deadlineMs = Infinity;
       return;
     }
     const now = this.endPoint.clock.now();
@@ -650,7 +656,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
         if (rateAt < at) at = rateAt;
       }
     }
-    this.endPoint.deadlineMs = at;
+    this.deadlineMs = at;
   }
 
   /** The first byte of a head was parsed (now): it has headerTimeoutMs (and the request requestTimeoutMs). */
@@ -661,7 +667,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (this.headerTimeoutMs > 0) at = now + this.headerTimeoutMs;
     if (this.requestTimeoutMs > 0 && now + this.requestTimeoutMs < at) at = now + this.requestTimeoutMs;
     this.headDeadline = at;
-    this.endPoint.deadlineMs = at;
+    this.deadlineMs = at;
   }
 
   /**

@@ -33,8 +33,16 @@ export interface Connection {
   onClose(cause: Error | undefined): void;
 
   /**
-   * Optional: the endpoint's `deadlineMs` (set by this connection) was reached; `now` is the clock time of the
-   * check. Called by the idle-timeout sweep (so up to one tick late), with `deadlineMs` already reset to `Infinity`.
+   * Optional: the clock time (of `endPoint.clock`) at which `onDeadline` is called, `Infinity` = none; a deadline
+   * that activity does not move (an HTTP request that must be complete by then). Read by the idle-timeout sweep
+   * through the endpoint, so a connection without deadlines carries no such field.
+   */
+  readonly deadlineMs?: number;
+
+  /**
+   * Optional: `deadlineMs` was reached; `now` is the clock time of the check. Called by the idle-timeout sweep (so up
+   * to one tick late). The connection sets its next deadline, or `Infinity`: one left in the past is called again
+   * at the next sweep.
    */
   onDeadline?(now: number): void;
 

@@ -71,12 +71,6 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   lastActivityMs: number;
   /** @internal IdleTimeoutTarget: the scheduler's slot. */
   idleSlot = -1;
-  /**
-   * Clock time (of {@link EndPoint.clock}) at which the connection's `onDeadline` is called; `Infinity` = none.
-   * Set by the connection (an HTTP request that must be complete by then). Checked by the idle-timeout sweep, not a
-   * timer of its own: it fires up to one sweep tick late, and never without a scheduler. Reset by `upgrade()`.
-   */
-  deadlineMs = Infinity;
 
   protected readonly flusher: WriteFlusher;
   /** Scratch buffers of this endpoint and its connections (see `EndPointOptions.bufferPool`). */
@@ -241,8 +235,8 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
       }
     }
     this._connection = next;
-    // The new connection starts with reads wanted and no deadline; the old connection's pause does not carry over.
-    this.deadlineMs = Infinity;
+    // The new connection starts with reads wanted (and with its own deadlines); the old connection's pause does not
+    // carry over.
     this.readHolds = HOLD_FOR_UPGRADE;
     this.updateReading();
     if (leftover !== undefined && leftover.length > 0) {
@@ -409,11 +403,20 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   }
 
   /**
-   * @internal IdleTimeoutTarget: `deadlineMs` was reached. The deadline is cleared, then the connection's
-   * `onDeadline` decides (and may set the next one).
+   * @internal IdleTimeoutTarget: the clock time of the connection's next deadline (`Connection.deadlineMs`),
+   * `undefined` or `Infinity` for none. Read by the idle-timeout sweep, not a timer of its own: a deadline fires up
+   * to one sweep tick late, and never without a scheduler. Kept by the connection, so that an endpoint whose
+   * connection has no deadlines (a WebSocket) carries no field for it.
+   */
+  get deadlineMs(): number | undefined {
+    return this._connection?.deadlineMs;
+  }
+
+  /**
+   * @internal IdleTimeoutTarget: `deadlineMs` was reached: the connection's `onDeadline` decides (and sets the next
+   * one, or `Infinity`).
    */
   onDeadline(now: number): void {
-    this.deadlineMs = Infinity;
     const connection = this._connection;
     if (this._state === 'CLOSED' || connection?.onDeadline === undefined) return;
     try {
