@@ -128,10 +128,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   private rateBaseBytes = 0;
   /** Discarding the rest of a body after the response: until when. */
   private discardDeadline = Infinity;
-  /** Lingering close: until when, and the bytes written when it was last extended (a last response still moving). */
+  /** Lingering close: until when. */
   private lingerDeadline = Infinity;
-  private lingerBytesOut = 0;
-  private lingerProgressAt = 0;
   /** The last response was still being written at the last linger check. */
   private lingerFlushing = false;
   /** Requests served on this connection. */
@@ -207,18 +205,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       if (now < this.lingerDeadline) return this.armDeadline();
       const ep = this.endPoint;
       if (ep.state !== 'OUTPUT_SHUTDOWN') {
-        // The last response is still being written: lingering has not started. A write that does not move for the
-        // idle timeout is closed here (the endpoint's own write timeout would not fire while the client trickles).
-        if (ep.bytesOut !== this.lingerBytesOut) {
-          this.lingerBytesOut = ep.bytesOut;
-          this.lingerProgressAt = now;
-        }
-        const stuckFor = now - this.lingerProgressAt;
-        if (ep.idleTimeoutMs === 0 || stuckFor < Math.max(ep.idleTimeoutMs, this.discardTimeoutMs)) {
-          this.lingerFlushing = true;
-          this.lingerDeadline = now + this.discardTimeoutMs;
-          return this.armDeadline();
-        }
+        // The last response is still being written: lingering has not started. A write that does not move is the
+        // endpoint's to end (its write timeout: while a write is in flight a trickling client is no activity).
+        this.lingerFlushing = true;
+        this.lingerDeadline = now + this.discardTimeoutMs;
+        return this.armDeadline();
       } else if (this.lingerFlushing) {
         // The last response was flushed since the last check: the client gets a whole period to close.
         this.lingerFlushing = false;
@@ -625,10 +616,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (this.discardTimeoutMs === 0) {
       this.lingerDeadline = Infinity;
     } else {
-      const now = this.endPoint.clock.now();
-      this.lingerDeadline = now + this.discardTimeoutMs;
-      this.lingerBytesOut = this.endPoint.bytesOut;
-      this.lingerProgressAt = now;
+      this.lingerDeadline = this.endPoint.clock.now() + this.discardTimeoutMs;
       this.lingerFlushing = false;
     }
     this.armDeadline();
