@@ -105,12 +105,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   private peerClosed = false;
   private pendingUpgrade: ((endPoint: EndPoint) => Connection) | undefined;
   private writableWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private readonly headerTimeoutMs: number;
-  private readonly requestTimeoutMs: number;
-  private readonly minRequestDataRate: number;
-  private readonly rateGraceMs: number;
-  private readonly maxDiscardBytes: number;
-  private readonly discardTimeoutMs: number;
+  /** The timeouts and bounds of `options`, resolved once per options object and shared by its connections. */
+  private readonly settings: HttpConnectionSettings;
 
   // Deadlines (clock times of endPoint.clock; Infinity = none). The earliest one of the current phase is put on
   // this.deadlineMs, which the idle-timeout sweep checks (see armDeadline / onDeadline): no timer per request.
@@ -149,12 +145,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     options: HttpConnectionOptions = {},
   ) {
     this.parser = new HttpParser(this, { mode: 'request', ...(options.limits === undefined ? {} : { limits: options.limits }) });
-    this.headerTimeoutMs = nonNegative('headerTimeoutMs', options.headerTimeoutMs ?? 10_000);
-    this.requestTimeoutMs = nonNegative('requestTimeoutMs', options.requestTimeoutMs ?? 300_000);
-    this.minRequestDataRate = nonNegative('minRequestDataRate', options.minRequestDataRate ?? 0);
-    this.rateGraceMs = nonNegative('minRequestDataRateGraceMs', options.minRequestDataRateGraceMs ?? 1000);
-    this.maxDiscardBytes = nonNegative('maxDiscardBytes', options.maxDiscardBytes ?? 64 * 1024);
-    this.discardTimeoutMs = nonNegative('discardTimeoutMs', options.discardTimeoutMs ?? 5000);
+    this.settings = settingsOf(options);
   }
 
   /** See {@link HttpConnectionState}. */
@@ -208,12 +199,12 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
         // The last response is still being written: lingering has not started. A write that does not move is the
         // endpoint's to end (its write timeout: while a write is in flight a trickling client is no activity).
         this.lingerFlushing = true;
-        this.lingerDeadline = now + this.discardTimeoutMs;
+        this.lingerDeadline = now + this.settings.discardTimeoutMs;
         return this.armDeadline();
       } else if (this.lingerFlushing) {
         // The last response was flushed since the last check: the client gets a whole period to close.
         this.lingerFlushing = false;
-        this.lingerDeadline = now + this.discardTimeoutMs;
+        this.lingerDeadline = now + this.settings.discardTimeoutMs;
         return this.armDeadline();
       }
       ep.close();
@@ -223,14 +214,14 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       if (now < this.headDeadline) return this.armDeadline();
       if (!this.endPoint.isWritable) {
         // The rest of this head waits in `held` for our output to drain (the client is not reading): not its fault.
-        this.headDeadline = now + (this.headerTimeoutMs > 0 ? this.headerTimeoutMs : this.requestTimeoutMs);
+        this.headDeadline = now + (this.settings.headerTimeoutMs > 0 ? this.settings.headerTimeoutMs : this.settings.requestTimeoutMs);
         return this.armDeadline();
       }
-      const byHeader = this.headerTimeoutMs > 0 && (this.requestTimeoutMs === 0 || this.headerTimeoutMs <= this.requestTimeoutMs);
+      const byHeader = this.settings.headerTimeoutMs > 0 && (this.settings.requestTimeoutMs === 0 || this.settings.headerTimeoutMs <= this.settings.requestTimeoutMs);
       this.onBadMessage(
         byHeader
-          ? new HttpParseError(408, 'HTTP_HEADER_TIMEOUT', `request head not complete within ${this.headerTimeoutMs} ms`)
-          : new HttpParseError(408, 'HTTP_REQUEST_TIMEOUT', `request not complete within ${this.requestTimeoutMs} ms`),
+          ? new HttpParseError(408, 'HTTP_HEADER_TIMEOUT', `request head not complete within ${this.settings.headerTimeoutMs} ms`)
+          : new HttpParseError(408, 'HTTP_REQUEST_TIMEOUT', `request not complete within ${this.settings.requestTimeoutMs} ms`),
       );
       return;
     }
@@ -242,7 +233,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       return;
     }
     if (now >= this.requestDeadline) {
-      this.onBadMessage(new HttpParseError(408, 'HTTP_REQUEST_TIMEOUT', `request not complete within ${this.requestTimeoutMs} ms`));
+      this.onBadMessage(new HttpParseError(408, 'HTTP_REQUEST_TIMEOUT', `request not complete within ${this.settings.requestTimeoutMs} ms`));
       return;
     }
     if (this.rateStartedAt !== Infinity) {
@@ -252,9 +243,9 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
         this.rateBaseBytes = this.bodyBytes;
       } else {
         const elapsed = now - this.rateStartedAt;
-        if (elapsed >= this.rateGraceMs && (this.bodyBytes - this.rateBaseBytes) * 1000 < this.minRequestDataRate * elapsed) {
+        if (elapsed >= this.settings.rateGraceMs && (this.bodyBytes - this.rateBaseBytes) * 1000 < this.settings.minRequestDataRate * elapsed) {
           this.onBadMessage(
-            new HttpParseError(408, 'HTTP_REQUEST_TOO_SLOW', `request body slower than ${this.minRequestDataRate} bytes/s`),
+            new HttpParseError(408, 'HTTP_REQUEST_TOO_SLOW', `request body slower than ${this.settings.minRequestDataRate} bytes/s`),
           );
           return;
         }
@@ -436,7 +427,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       // (A request without a body completes right after its head: nothing to discard.)
       // The rest of the request body is read and discarded (onBody), then the next request is parsed; bounded in
       // bytes (canDiscard) and in time.
-      this.discardDeadline = this.discardTimeoutMs > 0 ? this.endPoint.clock.now() + this.discardTimeoutMs : Infinity;
+      this.discardDeadline = this.settings.discardTimeoutMs > 0 ? this.endPoint.clock.now() + this.settings.discardTimeoutMs : Infinity;
       this.armDeadline();
     }
     this.drive();
@@ -462,7 +453,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       ex.continue100 = false;
       ex.continueSent = true;
       this.endPoint.write(CONTINUE_100);
-      if (this.minRequestDataRate > 0 && !ex.requestComplete) {
+      if (this.settings.minRequestDataRate > 0 && !ex.requestComplete) {
         // The client starts its body now: measure its rate from here.
         this.rateStartedAt = this.endPoint.clock.now();
         this.rateBaseBytes = this.bodyBytes;
@@ -588,7 +579,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (head.contentLength <= 0) return true; // no body (RFC 9112 §6.3: a request without either has none)
     // A client waiting for a 100 Continue that never came may never send its body (RFC 9110 §10.1.1).
     if (head.expectContinue && !ex.continueSent) return false;
-    return head.contentLength - this.bodyBytes <= this.maxDiscardBytes;
+    return head.contentLength - this.bodyBytes <= this.settings.maxDiscardBytes;
   }
 
   /** The head of a request with a body is complete: its body has the rest of the request's time (and a rate). */
@@ -596,15 +587,15 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     this.bodyBytes = 0;
     this.discardDeadline = Infinity;
     this.rateStartedAt = Infinity;
-    if (this.requestTimeoutMs === 0 && this.minRequestDataRate === 0) {
+    if (this.settings.requestTimeoutMs === 0 && this.settings.minRequestDataRate === 0) {
       this.requestDeadline = Infinity;
       this.deadlineMs = Infinity;
       return;
     }
     const now = this.endPoint.clock.now();
     const startedAt = headStartedAt === Infinity ? now : headStartedAt;
-    this.requestDeadline = this.requestTimeoutMs > 0 ? startedAt + this.requestTimeoutMs : Infinity;
-    if (this.minRequestDataRate > 0 && !ex.continue100) {
+    this.requestDeadline = this.settings.requestTimeoutMs > 0 ? startedAt + this.settings.requestTimeoutMs : Infinity;
+    if (this.settings.minRequestDataRate > 0 && !ex.continue100) {
       this.rateStartedAt = now;
       this.rateBaseBytes = 0;
     }
@@ -613,10 +604,10 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   /** Lingering close: how long the client may still send after the last response. */
   private startLinger(): void {
-    if (this.discardTimeoutMs === 0) {
+    if (this.settings.discardTimeoutMs === 0) {
       this.lingerDeadline = Infinity;
     } else {
-      this.lingerDeadline = this.endPoint.clock.now() + this.discardTimeoutMs;
+      this.lingerDeadline = this.endPoint.clock.now() + this.settings.discardTimeoutMs;
       this.lingerFlushing = false;
     }
     this.armDeadline();
@@ -640,7 +631,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       } else if (this.rateStartedAt !== Infinity) {
         // When the body, if nothing more came, would fall under the rate (and not before the grace period).
         const bytes = this.bodyBytes - this.rateBaseBytes;
-        const rateAt = this.rateStartedAt + Math.max(this.rateGraceMs, (bytes * 1000) / this.minRequestDataRate);
+        const rateAt = this.rateStartedAt + Math.max(this.settings.rateGraceMs, (bytes * 1000) / this.settings.minRequestDataRate);
         if (rateAt < at) at = rateAt;
       }
     }
@@ -652,8 +643,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     this.headStarted = true;
     this.headStartedAt = now;
     let at = Infinity;
-    if (this.headerTimeoutMs > 0) at = now + this.headerTimeoutMs;
-    if (this.requestTimeoutMs > 0 && now + this.requestTimeoutMs < at) at = now + this.requestTimeoutMs;
+    if (this.settings.headerTimeoutMs > 0) at = now + this.settings.headerTimeoutMs;
+    if (this.settings.requestTimeoutMs > 0 && now + this.settings.requestTimeoutMs < at) at = now + this.settings.requestTimeoutMs;
     this.headDeadline = at;
     this.deadlineMs = at;
   }
@@ -819,11 +810,8 @@ export class HttpConnectionFactory implements ConnectionFactory {
     private readonly reporter: HttpErrorReporter,
     private readonly options: HttpConnectionOptions = {},
   ) {
-    // Checked once here (at `new Server()`), not at the first connection.
-    for (const name of NUMERIC_OPTIONS) {
-      const value = options[name];
-      if (value !== undefined) nonNegative(name, value);
-    }
+    // Checked once here (at `new Server()`), not at the first connection; its connections share the result.
+    settingsOf(options);
   }
 
   newConnection(endPoint: EndPoint): Connection {
@@ -831,15 +819,37 @@ export class HttpConnectionFactory implements ConnectionFactory {
   }
 }
 
+/** The options of {@link HttpConnectionOptions} that are numbers, with their defaults applied and checked. */
+interface HttpConnectionSettings {
+  readonly headerTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly minRequestDataRate: number;
+  readonly rateGraceMs: number;
+  readonly maxDiscardBytes: number;
+  readonly discardTimeoutMs: number;
+}
 
-const NUMERIC_OPTIONS = [
-  'headerTimeoutMs',
-  'requestTimeoutMs',
-  'minRequestDataRate',
-  'minRequestDataRateGraceMs',
-  'maxDiscardBytes',
-  'discardTimeoutMs',
-] as const satisfies readonly (keyof HttpConnectionOptions)[];
+const resolvedSettings = new WeakMap<HttpConnectionOptions, HttpConnectionSettings>();
+
+/**
+ * The settings of an options object, resolved (defaults, RangeError checks) the first time and then shared: the
+ * connections of one server carry one reference instead of six numbers each.
+ */
+function settingsOf(options: HttpConnectionOptions): HttpConnectionSettings {
+  let settings = resolvedSettings.get(options);
+  if (settings === undefined) {
+    settings = Object.freeze({
+      headerTimeoutMs: nonNegative('headerTimeoutMs', options.headerTimeoutMs ?? 10_000),
+      requestTimeoutMs: nonNegative('requestTimeoutMs', options.requestTimeoutMs ?? 300_000),
+      minRequestDataRate: nonNegative('minRequestDataRate', options.minRequestDataRate ?? 0),
+      rateGraceMs: nonNegative('minRequestDataRateGraceMs', options.minRequestDataRateGraceMs ?? 1000),
+      maxDiscardBytes: nonNegative('maxDiscardBytes', options.maxDiscardBytes ?? 64 * 1024),
+      discardTimeoutMs: nonNegative('discardTimeoutMs', options.discardTimeoutMs ?? 5000),
+    });
+    resolvedSettings.set(options, settings);
+  }
+  return settings;
+}
 
 function nonNegative(name: string, value: number): number {
   if (!(value >= 0)) throw new RangeError(`${name} must be a number >= 0, got ${value}`);
