@@ -1,6 +1,7 @@
 import type { HttpFields } from './HttpFields.js';
 import type { HttpRequestHead } from './HttpParser.js';
 import { RequestBodyError } from './exchangeErrors.js';
+import { safeToDrop } from '../io/safeToDrop.js';
 
 /** What a Request needs from its connection: body flow control and `Expect: 100-continue`. */
 export interface RequestBodySource {
@@ -180,14 +181,6 @@ export class Request implements AsyncIterable<Buffer> {
     if (this.failure !== undefined && this.chunks.length === 0) waiter.reject(this.failure);
     else waiter.resolve();
   }
-}
-
-const handled = (): void => {};
-
-/** Marks a rejection handled (who awaits still sees it): see Response. */
-function safeToDrop<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(handled);
-  return promise;
 }
 
 function utf8(body: Buffer): string {

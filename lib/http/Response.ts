@@ -4,6 +4,7 @@ import { HttpFields } from './HttpFields.js';
 import { CRLF, LAST_CHUNK, chunkHeader, generateResponseHead } from './HttpGenerator.js';
 import { ResponseStateError } from './exchangeErrors.js';
 import { checkFieldName, checkFieldValue } from './fieldValidation.js';
+import { safeToDrop, settleWrite } from '../io/safeToDrop.js';
 
 /** What a Response needs from its connection. */
 export interface ResponseChannel {
@@ -32,16 +33,6 @@ export type ResponseState = 'HEADERS' | 'COMMITTED' | 'COMPLETE' | 'UPGRADED';
 
 const RESOLVED = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
-const handled = (): void => {};
-
-/**
- * Marks a Promise's rejection handled (as WebSocketSession's sends do): a handler that does not await `end()`
- * for a client that left must not take the process down with an unhandled rejection. Who awaits still sees it.
- */
-function safeToDrop<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(handled);
-  return promise;
-}
 
 /**
  * An HTTP response. Set `status` and headers, then `write()` body chunks (each returns a Promise that
@@ -166,19 +157,8 @@ export class Response {
     }
     this._state = 'COMPLETE';
     const keepAlive = this.keepAlive;
-    let done: Promise<void> | undefined;
-    let failedEarly = false;
-    done = new Promise<void>((resolve, reject) => {
-      this.channel.write(buffers, (error) => {
-        if (error === null) return resolve();
-        // Marked handled only when it fails (no extra Promise per response); the callback may run before
-        // `new Promise` returns (a closed connection), then it is marked right after.
-        if (done === undefined) failedEarly = true;
-        else done.catch(handled);
-        reject(error);
-      });
-    });
-    if (failedEarly) done.catch(handled);
+    // Safe to drop: a handler that does not await end() for a client that left must not end the process.
+    const done = settleWrite((callback) => this.channel.write(buffers, callback));
     this.channel.onResponseComplete(keepAlive);
     return done;
   }

@@ -11,6 +11,7 @@ import { ErrorReporter } from './ErrorReporter.js';
 import { HttpConnectionFactory } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import type { Request } from './Request.js';
+import { safeToDrop } from '../io/safeToDrop.js';
 
 /** Options of a {@link Server}. */
 export interface ServerOptions extends HttpConnectionOptions {
@@ -111,8 +112,7 @@ export class Server implements HttpErrorReporter {
   /** Graceful stop: in-flight requests finish, idle keep-alive connections close, the rest are closed at the deadline. */
   stop(graceMs = 30_000): Promise<void> {
     const stopped = this.manager.stop(graceMs).finally(() => this.defaultReporter?.flush());
-    stopped.catch(ignore); // safe to drop, like every Promise quay returns
-    return stopped;
+    return safeToDrop(stopped);
   }
 
   /** The bound address once started. */
@@ -167,8 +167,6 @@ export class Server implements HttpErrorReporter {
 }
 
 const debug = debuglog('quay');
-
-function ignore(): void {}
 
 /** A request path in a log line: a peer chose it, so it is clipped. */
 function clip(path: string): string {

@@ -5,6 +5,7 @@ import { extname, join, posix, resolve, sep } from 'node:path';
 import type { Handler } from './Handler.js';
 import type { Request } from './Request.js';
 import type { Response } from './Response.js';
+import { safeToDrop } from '../io/safeToDrop.js';
 
 /** Content types of common extensions. */
 const CONTENT_TYPES: Record<string, string> = {
@@ -51,9 +52,7 @@ export class StaticHandler implements Handler {
    * mid-file (the server counts that as a disconnect); safe to drop, like every Promise quay returns.
    */
   handle(request: Request, response: Response): Promise<boolean> {
-    const served = this.serve(request, response);
-    served.catch(handled);
-    return served;
+    return safeToDrop(this.serve(request, response));
   }
 
   private async serve(request: Request, response: Response): Promise<boolean> {
@@ -171,8 +170,6 @@ export class StaticHandler implements Handler {
     return true;
   }
 }
-
-const handled = (): void => {};
 
 /** RFC 9110 §13.1.2 / §13.1.3: If-None-Match wins over If-Modified-Since. */
 function notModified(request: Request, etag: string, lastModified: Date): boolean {

@@ -11,6 +11,7 @@ import { HttpConnection } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import { ioErrorKind } from './Server.js';
 import type { ServerErrorContext } from './Server.js';
+import { safeToDrop } from '../io/safeToDrop.js';
 
 /** Options of {@link UpgradeBridge}. */
 export interface UpgradeBridgeOptions extends HttpConnectionOptions {
@@ -80,8 +81,7 @@ export class UpgradeBridge implements HttpErrorReporter {
   /** Closes every adopted connection gracefully (WebSocket sessions: 1001), by force at the deadline. */
   stop(graceMs = 30_000): Promise<void> {
     const stopped = this.selectorManager.stop(graceMs);
-    stopped.catch(handled); // safe to drop, like every Promise quay returns
-    return stopped;
+    return safeToDrop(stopped);
   }
 
   /** @internal HttpErrorReporter */
@@ -124,5 +124,3 @@ class Replay implements Connection {
     return bytes;
   }
 }
-
-const handled = (): void => {};

@@ -21,6 +21,7 @@ import { CLIENT_DEFLATE_OFFER, MessageDeflate, acceptDeflateResponse, resolveDef
 import type { DeflateAgreement, DeflateSettings, PerMessageDeflateOptions } from './PerMessageDeflate.js';
 import type { WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import type { WebSocketSession } from './WebSocketSession.js';
+import { safeToDrop } from '../io/safeToDrop.js';
 
 /** Options of one {@link WebSocketClient.connect}: the handshake's, and the session's. */
 export interface WebSocketConnectOptions extends WebSocketSessionOptions {
@@ -202,17 +203,6 @@ export class WebSocketClient {
 }
 
 let defaultClient: WebSocketClient | undefined;
-
-const handled = (): void => {};
-
-/**
- * Marks a rejection handled: a `connect()` nobody awaits (fire and forget, with a listener) to a server that is
- * down must not end the process with an unhandled rejection. Who awaits still sees it.
- */
-function safeToDrop<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(handled);
-  return promise;
-}
 
 /** The client's manager never listens; connections come from `connect()` with their own factory. */
 const NO_ACCEPT: ConnectionFactory = {

@@ -1,4 +1,5 @@
 import type { WriteCallback } from '../io/WriteFlusher.js';
+import { settleWrite } from '../io/safeToDrop.js';
 import { CloseStatus } from './CloseStatus.js';
 import { OpCode } from './OpCode.js';
 import type { WebSocketConnection } from './WebSocketConnection.js';
@@ -122,27 +123,17 @@ export class WebSocketSession {
   }
 }
 
-const handled = (): void => {};
-
 /** Adapts a callback-style send to a Promise whose rejection is marked handled (see WebSocketSession). */
 function settle(start: (callback: WriteCallback) => boolean): Promise<void> {
-  let promise: Promise<void> | undefined;
-  let failed = false;
-  promise = new Promise<void>((resolve, reject) => {
-    start((error) => {
-      if (error === null) return resolve();
-      // The callback may run before `new Promise` returns (a refused send): mark it handled afterwards then.
-      if (promise === undefined) failed = true;
-      else promise.catch(handled);
-      // A frame already handed to the endpoint fails with the endpoint's error (EndPointClosedError) when the
-      // connection ends: the Promise keeps its documented type, with the endpoint's error as the cause.
-      reject(
-        error instanceof WebSocketSessionError
-          ? error
-          : new WebSocketSessionError('WS_SESSION_CLOSED', `the WebSocket session closed before the data was sent: ${error.message}`, undefined, { cause: error }),
-      );
-    });
-  });
-  if (failed) promise.catch(handled);
-  return promise;
+  return settleWrite(start, toSessionError);
+}
+
+/**
+ * A frame already handed to the endpoint fails with the endpoint's error (EndPointClosedError) when the connection
+ * ends: the Promise keeps its documented type, with the endpoint's error as the cause.
+ */
+function toSessionError(error: Error): Error {
+  return error instanceof WebSocketSessionError
+    ? error
+    : new WebSocketSessionError('WS_SESSION_CLOSED', `the WebSocket session closed before the data was sent: ${error.message}`, undefined, { cause: error });
 }
