@@ -1,7 +1,10 @@
 import { debuglog } from 'node:util';
 
-/** `NODE_DEBUG=quay`: every error, including those the default reporter does not print or suppresses. */
-const debug = debuglog('quay');
+/**
+ * `NODE_DEBUG=quay` (`util.debuglog`): every error, including those the default reporter does not print or
+ * suppresses, and details not worth a line on stderr (a client that left mid-response). One for all of lib/http.
+ */
+export const debug = debuglog('quay');
 
 /** Options of an {@link ErrorReporter} (tests set a clock and a printer). */
 export interface ErrorReporterOptions {

@@ -1,4 +1,3 @@
-import { debuglog } from 'node:util';
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { EndPointClosedError } from '../io/errors.js';
@@ -7,6 +6,7 @@ import type { HttpFields } from './HttpFields.js';
 import { HttpParser } from './HttpParser.js';
 import type { HttpParserHandler, HttpParserLimits, HttpRequestHead, HttpResponseHead } from './HttpParser.js';
 import { HttpParseError } from './errors.js';
+import { debug } from './ErrorReporter.js';
 import { Request } from './Request.js';
 import type { RequestBodySource } from './Request.js';
 import { Response } from './Response.js';
@@ -58,9 +58,6 @@ export interface HttpConnectionOptions {
 export interface HttpErrorReporter {
   reportError(error: Error, context: { kind: 'handler' | 'bad-request' | 'upgrade'; request?: Request; endPoint: EndPoint }): void;
 }
-
-/** `NODE_DEBUG=quay`: details that are not worth a line on stderr (a client that left mid-response). */
-const debug = debuglog('quay');
 
 /** Input held while parsing is blocked; over this the socket is paused. */
 const HOLD_LIMIT = 64 * 1024;

@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import { debuglog } from 'node:util';
 import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import { SelectorManager } from '../io/SelectorManager.js';
 import type { SelectorManagerStats } from '../io/SelectorManager.js';
@@ -7,7 +6,7 @@ import type { EndPoint } from '../io/EndPoint.js';
 import { ConnectionLimitError, OpenFileLimitError } from '../io/errors.js';
 import type { Handler, HandlerFunction } from './Handler.js';
 import { toHandler } from './Handler.js';
-import { ErrorReporter } from './ErrorReporter.js';
+import { ErrorReporter, debug } from './ErrorReporter.js';
 import { HttpConnectionFactory } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import type { Request } from './Request.js';
@@ -165,8 +164,6 @@ export class Server implements HttpErrorReporter {
     }
   }
 }
-
-const debug = debuglog('quay');
 
 /** A request path in a log line: a peer chose it, so it is clipped. */
 function clip(path: string): string {
