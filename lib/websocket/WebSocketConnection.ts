@@ -529,9 +529,8 @@ export class WebSocketConnection implements Connection {
     // The queue was failed meanwhile (the session failed or closed): its callback has had the error.
     if (this.compressing !== entry) return;
     this.compressing = undefined;
-    const data = entry.uncompressed!;
-    const frames = compressed === undefined ? this.generator.encode(entry.opcode, data) : this.generator.encode(entry.opcode, compressed, true, true);
-    const bytes = frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length;
+    const frames = this.encodeData(entry.opcode, entry.uncompressed!, compressed);
+    const bytes = frameBytes(frames);
     this.queuedBytes += bytes - entry.bytes;
     entry.bytes = bytes;
     entry.frames = frames;
@@ -556,13 +555,19 @@ export class WebSocketConnection implements Connection {
       }
       data = Buffer.from(data, 'utf8');
     }
-    if (deflate !== undefined && deflate.wants(data.length) && deflate.compressesLater(data.length)) {
-      return this.sendCompressedLater(opcode, data, callback);
+    let compressed: Buffer | undefined;
+    if (deflate !== undefined && deflate.wants(data.length)) {
+      if (deflate.compressesLater(data.length)) return this.sendCompressedLater(opcode, data, callback);
+      compressed = deflate.compress(data);
     }
+    const frames = this.encodeData(opcode, data, compressed);
+    return this.sendFrames(frames, frameBytes(frames), callback);
+  }
+
+  /** The frame of a data message, with its compressed payload when there is one (undefined: did not shrink). */
+  private encodeData(opcode: DataOpCode, data: Buffer, compressed: Buffer | undefined): Buffer[] {
     // RFC 7692 §6: RSV1 on the first (here: only) frame marks the message compressed.
-    const compressed = deflate !== undefined && deflate.wants(data.length) ? deflate.compress(data) : undefined;
-    const frames = compressed === undefined ? this.generator.encode(opcode, data) : this.generator.encode(opcode, compressed, true, true);
-    return this.sendFrames(frames, frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length, callback);
+    return compressed === undefined ? this.generator.encode(opcode, data) : this.generator.encode(opcode, compressed, true, true);
   }
 
   /**
@@ -672,7 +677,7 @@ export class WebSocketConnection implements Connection {
       this.endPoint.write(pong);
       return;
     }
-    const backlog = (this.control ??= { pong: undefined, ping: undefined, timer: undefined, bytesOut: 0 });
+    const backlog = (this.control ??= newControlBacklog());
     backlog.pong = pong;
     this.holdReads(HOLD_CONTROL);
     this.startStallCheck(backlog);
@@ -686,7 +691,7 @@ export class WebSocketConnection implements Connection {
       this.endPoint.write(frames);
       return;
     }
-    (this.control ??= { pong: undefined, ping: undefined, timer: undefined, bytesOut: 0 }).ping = frames;
+    (this.control ??= newControlBacklog()).ping = frames;
   }
 
   /** Writes the waiting pong and ping (at most one of each) to the flusher, whatever its watermark. */
@@ -920,6 +925,14 @@ const CLIENT_GENERATOR = new FrameGenerator({ role: 'client' });
 const HOLD_HANDLER = 1;
 /** Read hold: a pong waits for the endpoint to become writable (the peer is not reading our output). */
 const HOLD_CONTROL = 2;
+function newControlBacklog(): ControlBacklog {
+  return { pong: undefined, ping: undefined, timer: undefined, bytesOut: 0 };
+}
+
+/** The bytes of an encoded data frame ([frame] or [header, payload]). */
+function frameBytes(frames: Buffer[]): number {
+  return frames.length === 1 ? frames[0]!.length : frames[0]!.length + frames[1]!.length;
+}
 
 /** The size of an encoded control frame (one buffer), 0 for none. */
 function controlBytes(frames: Buffer[] | undefined): number {
