@@ -110,8 +110,7 @@ export class Server implements HttpErrorReporter {
 
   /** Graceful stop: in-flight requests finish, idle keep-alive connections close, the rest are closed at the deadline. */
   stop(graceMs = 30_000): Promise<void> {
-    const stopped = this.manager.stop(graceMs).finally(() => this.defaultReporter?.flush());
-    return safeToDrop(stopped);
+    return safeToDrop(this.manager.stop(graceMs).finally(() => this.defaultReporter?.flush()));
   }
 
   /** The bound address once started. */

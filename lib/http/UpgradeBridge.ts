@@ -11,7 +11,6 @@ import { HttpConnection } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import { ioErrorKind } from './Server.js';
 import type { ServerErrorContext } from './Server.js';
-import { safeToDrop } from '../io/safeToDrop.js';
 
 /** Options of {@link UpgradeBridge}. */
 export interface UpgradeBridgeOptions extends HttpConnectionOptions {
@@ -80,8 +79,7 @@ export class UpgradeBridge implements HttpErrorReporter {
 
   /** Closes every adopted connection gracefully (WebSocket sessions: 1001), by force at the deadline. */
   stop(graceMs = 30_000): Promise<void> {
-    const stopped = this.selectorManager.stop(graceMs);
-    return safeToDrop(stopped);
+    return this.selectorManager.stop(graceMs); // safe to drop (SelectorManager.stop)
   }
 
   /** @internal HttpErrorReporter */

@@ -17,6 +17,7 @@ import {
   WriteTimeoutError,
 } from './errors.js';
 import { defaultMaxConnections, isAtOpenFileLimit, openFileLimit } from './OpenFileLimit.js';
+import { safeToDrop } from './safeToDrop.js';
 
 /** Options of a {@link SelectorManager}. */
 export interface SelectorManagerOptions extends WatermarkOptions {
@@ -253,12 +254,12 @@ export class SelectorManager implements EndPointOwner {
   /**
    * Graceful stop: stops accepting, asks every connection to finish (`onShutdown`, or flush and half-close),
    * force-closes what remains at the deadline (their pending writes fail with `ShutdownTimeoutError` as the
-   * cause), and resolves when every endpoint is closed and the listener is released.
+   * cause), and resolves when every endpoint is closed and the listener is released. Safe to drop.
    */
   stop(graceMs = 30_000): Promise<void> {
     if (this.stopping !== undefined) return this.stopping;
     this._state = 'STOPPING';
-    this.stopping = this.doStop(graceMs);
+    this.stopping = safeToDrop(this.doStop(graceMs));
     return this.stopping;
   }
 
