@@ -8,9 +8,10 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
  * spin): the peer sees its connection closed, and Node's `net.Server` reports nothing, no `'error'`, no
  * `'connection'`. Left alone, a server at its limit drops every new client silently. So quay (1) derives a
  * default `maxConnections` from the limit, leaving a reserve of descriptors for files, outbound connections and
- * pipes, and refuses past it itself, where it can count (`stats().refusedAtLimit`); and (2) probes, at most once
- * a second and only when the open endpoints are near the limit, whether one more descriptor can be opened, to
- * count the time spent at the limit (`stats().openFileLimitHits`) when something else used the reserve.
+ * pipes, and refuses past it itself, where it can count (`stats().refusedAtLimit`); and (2) probes once a second
+ * while listening (one open and close of /dev/null, whatever the number of endpoints: files and outbound sockets
+ * use descriptors too) whether one more descriptor can be opened, to count the time spent at the limit
+ * (`stats().openFileLimitHits`) when something else used the reserve.
  */
 
 /** Descriptors kept out of the default `maxConnections` for everything that is not an accepted connection. */
