@@ -15,6 +15,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { request, Agent } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { maskedFrame } from './rawFrames.js';
 import { parseArgs } from 'node:util';
 import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { startServerProcess } from './serverProcess.js';
@@ -27,23 +28,8 @@ const SECONDS = Number(values.seconds);
 
 function compressedFrame(inflated: number): Buffer {
   const out = deflateRawSync(Buffer.alloc(inflated), { finishFlush: zlibConstants.Z_SYNC_FLUSH, level: 9 });
-  const payload = out.subarray(0, out.length - 4);
-  const length = payload.length;
-  const header = Buffer.alloc(length < 0x1_0000 ? 8 : 14);
-  header[0] = 0x80 | 0x40 | 0x2; // FIN, RSV1 (compressed, RFC 7692), binary
-  if (length < 0x1_0000) {
-    header[1] = 0x80 | 126;
-    header.writeUInt16BE(length, 2);
-  } else {
-    header[1] = 0x80 | 127;
-    header.writeUInt32BE(0, 2);
-    header.writeUInt32BE(length, 6);
-  }
-  const key = randomBytes(4);
-  key.copy(header, header.length - 4);
-  const masked = Buffer.from(payload);
-  for (let i = 0; i < masked.length; i++) masked[i]! ^= key[i & 3]!;
-  return Buffer.concat([header, masked]);
+  // FIN, RSV1 (compressed, RFC 7692 §6), binary; the payload without the sync flush's 4-byte tail (§7.2.1).
+  return maskedFrame(0xc2, out.subarray(0, out.length - 4));
 }
 
 /** A raw peer offering permessage-deflate; resolves once the 101 is in; discards everything it reads. */

@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { maskedFrame } from './rawFrames.js';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -29,24 +30,8 @@ const OPEN_CONCURRENCY = 128;
 const KEY = randomBytes(16).toString('base64');
 
 /** One masked binary frame of `size` bytes (§5.2, §5.3), written again and again. Its echo is 4 bytes shorter. */
-function maskedFrame(size: number): Buffer {
-  const header = size < 126 ? 2 : size < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + 4 + size);
-  frame[0] = 0x82; // FIN + binary
-  if (size < 126) frame[1] = 0x80 | size;
-  else if (size < 65536) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(size, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeUInt32BE(0, 2);
-    frame.writeUInt32BE(size, 6);
-  }
-  const key = randomBytes(4);
-  key.copy(frame, header);
-  const payload = randomBytes(size);
-  for (let i = 0; i < size; i++) frame[header + 4 + i] = payload[i]! ^ key[i & 3]!;
-  return frame;
+function binaryFrame(size: number): Buffer {
+  return maskedFrame(0x82, randomBytes(size)); // FIN + binary
 }
 
 /** The child process: opens the connections, says `open N failed F`, then obeys stdin. */
@@ -64,7 +49,7 @@ async function runOpener(): Promise<void> {
   const count = Number(values.count);
   const active = values.mode === 'active';
   const localAddress = values['local-address'];
-  const frame = maskedFrame(Number(values.size));
+  const frame = binaryFrame(Number(values.size));
   const echoBytes = frame.length - 4;
   const request = Buffer.from(
     `GET /echo HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +

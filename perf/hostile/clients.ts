@@ -145,27 +145,6 @@ export async function getJson<T>(port: number, path: string, timeoutMs = 5_000):
 
 // ---- WebSocket (RFC 6455) ----
 
-/** One client frame, masked (§5.3) with a fixed key: `first` is FIN/RSV/opcode (0x89 ping, 0xc2 compressed binary). */
-export function maskedFrame(first: number, payload: Buffer): Buffer {
-  const n = payload.length;
-  const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + 4 + n);
-  frame[0] = first;
-  if (n < 126) frame[1] = 0x80 | n;
-  else if (n < 65536) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(n, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 2);
-    frame.writeUInt32BE(n >>> 0, 6);
-  }
-  const key = randomBytes(4);
-  key.copy(frame, header);
-  for (let i = 0; i < n; i++) frame[header + 4 + i] = payload[i]! ^ key[i & 3]!;
-  return frame;
-}
-
 /** One unmasked server frame (§5.1: a server never masks). */
 export function serverFrame(first: number, payload: Buffer): Buffer {
   const n = payload.length;

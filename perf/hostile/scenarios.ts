@@ -17,7 +17,6 @@ import {
   drainOrTimeout,
   getJson,
   histogram,
-  maskedFrame,
   openMany,
   percentile,
   probe,
@@ -31,6 +30,7 @@ import {
 import type { HostileOptions, ScenarioId } from './options.js';
 import { RssSampler, childArgv, crashReason, fate, rssOf, startHostileServer, waitForLine, watch } from './proc.js';
 import type { HostileServer, Impl } from './proc.js';
+import { maskedFrame } from '../rawFrames.js';
 
 export type Value = string | number;
 export type Figures = Record<string, Value>;
