@@ -17,7 +17,8 @@ import { acceptKey } from '../lib/websocket/acceptKey.js';
 import { WebSocketSessionError } from '../lib/websocket/errors.js';
 import type { WebSocketListener } from '../lib/websocket/WebSocketListener.js';
 import type { WebSocketSession } from '../lib/websocket/WebSocketSession.js';
-import { HOST, RawClient, clientFrame, until, within } from './support/wsRaw.js';
+import { HOST, RawClient, clientFrame, until, walkFrames, within } from './support/wsRaw.js';
+import type { ServerFrame } from './support/wsRaw.js';
 
 /** The endpoint's default high watermark (WriteFlusher). */
 const HIGH_WATERMARK = 64 * 1024;
@@ -78,36 +79,20 @@ class FrameCounter {
   readonly texts: string[] = [];
   private pending: Buffer = Buffer.alloc(0);
   push(bytes: Buffer): void {
-    let buf = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
-    let p = 0;
-    // Bounded: every round consumes one whole frame of the buffer or stops.
-    while (p + 2 <= buf.length) {
-      let len = buf[p + 1]! & 0x7f;
-      let q = p + 2;
-      if (len === 126) {
-        if (q + 2 > buf.length) break;
-        len = buf.readUInt16BE(q);
-        q += 2;
-      } else if (len === 127) {
-        if (q + 8 > buf.length) break;
-        len = Number(buf.readBigUInt64BE(q));
-        q += 8;
-      }
-      if (q + len > buf.length) break;
-      const opcode = buf[p]! & 0x0f;
-      const payload = buf.subarray(q, q + len);
-      if (opcode === 0xa) {
-        const index = indexOf(payload);
-        if (index !== this.lastPong + 1) this.outOfOrder++;
-        this.lastPong = index;
-        this.pongs++;
-      } else if (opcode === 0x1) {
-        this.texts.push(payload.toString('utf8'));
-      }
-      p = q + len;
+    const buf = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
+    // Bounded: every frame consumes bytes of the buffer, and an incomplete one stops the walk.
+    const used = walkFrames(buf, (frame) => this.onFrame(frame), Number.MAX_SAFE_INTEGER);
+    this.pending = Buffer.from(buf.subarray(used));
+  }
+  private onFrame({ opcode, payload }: ServerFrame): void {
+    if (opcode === 0xa) {
+      const index = indexOf(payload);
+      if (index !== this.lastPong + 1) this.outOfOrder++;
+      this.lastPong = index;
+      this.pongs++;
+    } else if (opcode === 0x1) {
+      this.texts.push(payload.toString('utf8'));
     }
-    buf = buf.subarray(p);
-    this.pending = Buffer.from(buf);
   }
 }
 

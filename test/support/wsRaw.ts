@@ -72,8 +72,17 @@ export interface ServerFrame {
 /** Parses the frames a server sent (an independent little parser: not quay's). Stops at an incomplete frame. */
 export function parseFrames(bytes: Buffer): ServerFrame[] {
   const frames: ServerFrame[] = [];
+  walkFrames(bytes, (frame) => void frames.push(frame), 10_000);
+  return frames;
+}
+
+/**
+ * Calls `onFrame` for each whole frame of `bytes`, at most `maxFrames`, and returns how many bytes they took (the
+ * rest is an incomplete frame, for an incremental reader to keep). `payload` is a view of `bytes`.
+ */
+export function walkFrames(bytes: Buffer, onFrame: (frame: ServerFrame) => void, maxFrames: number): number {
   let p = 0;
-  for (let n = 0; n < 10_000 && p + 2 <= bytes.length; n++) {
+  for (let n = 0; n < maxFrames && p + 2 <= bytes.length; n++) {
     const b0 = bytes[p]!;
     const b1 = bytes[p + 1]!;
     let len = b1 & 0x7f;
@@ -90,10 +99,10 @@ export function parseFrames(bytes: Buffer): ServerFrame[] {
     const masked = (b1 & 0x80) !== 0;
     if (masked) q += 4;
     if (q + len > bytes.length) break;
-    frames.push({ fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, payload: bytes.subarray(q, q + len) });
+    onFrame({ fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, payload: bytes.subarray(q, q + len) });
     p = q + len;
   }
-  return frames;
+  return p;
 }
 
 /** A node:net peer that did the handshake by hand; collects what the server sends until it closes. */
