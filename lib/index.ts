@@ -21,7 +21,7 @@ export { ManualClock, systemClock } from './io/Clock.js';
 export type { Clock } from './io/Clock.js';
 export { SelectorManager } from './io/SelectorManager.js';
 export { DEFAULT_FILE_DESCRIPTOR_RESERVE, openFileLimit } from './io/OpenFileLimit.js';
-export type { ListenOptions, SelectorManagerOptions, SelectorManagerState, SelectorManagerStats } from './io/SelectorManager.js';
+export type { ListenOptions, OutboundOptions, SelectorManagerOptions, SelectorManagerState, SelectorManagerStats } from './io/SelectorManager.js';
 export {
   ConnectionCallbackError,
   ConnectionLimitError,

@@ -1,5 +1,7 @@
 import { createServer, connect as netConnect } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import type { ConnectionFactory } from './Connection.js';
 import type { EndPoint, EndPointOwner } from './EndPoint.js';
@@ -53,6 +55,19 @@ export interface ListenOptions {
   /** 0 (the default) picks a free port; `address()` reports it. */
   port?: number;
   backlog?: number;
+}
+
+/** Where {@link SelectorManager.connect} connects. */
+export interface OutboundOptions {
+  host: string;
+  port: number;
+  /** The source address (e.g. `127.0.0.2`). */
+  localAddress?: string;
+  /**
+   * Connect over TLS with these node:tls options (`ca`, `servername`, `rejectUnauthorized`, `cert`, `key`...);
+   * `host`, `port`, `localAddress` and `allowHalfOpen` are the manager's. Default: plain TCP.
+   */
+  tls?: TlsConnectionOptions;
 }
 
 /** Counters since the manager was created. */
@@ -162,31 +177,33 @@ export class SelectorManager implements EndPointOwner {
   }
 
   /**
-   * Opens an outbound connection (the client side). Resolves with the endpoint once connected and its
-   * connection opened; rejects with the socket error (ECONNREFUSED...) otherwise.
+   * Opens an outbound connection (the client side). Resolves with the endpoint once connected (over TLS: once the
+   * TLS handshake is done and the server's certificate verified) and its connection opened; rejects with the socket
+   * error (ECONNREFUSED...) or the TLS error (its `code` is node:tls's: `CERT_HAS_EXPIRED`,
+   * `ERR_TLS_CERT_ALTNAME_INVALID`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`...) otherwise.
    */
-  connect(
-    options: { host: string; port: number; localAddress?: string },
-    factory: ConnectionFactory = this.options.connectionFactory,
-  ): Promise<SocketEndPoint> {
+  connect(options: OutboundOptions, factory: ConnectionFactory = this.options.connectionFactory): Promise<SocketEndPoint> {
     if (this._state === 'STOPPING' || this._state === 'STOPPED') {
       return Promise.reject(new IllegalStateError(`cannot connect in state ${this._state}`));
     }
     return new Promise((resolve, reject) => {
       // localAddress: the source address (e.g. 127.0.0.2), so a load test can open more connections to one
       // target than one source address has ephemeral ports.
-      const socket = netConnect({
+      const where = {
         host: options.host,
         port: options.port,
         allowHalfOpen: true,
         ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
-      });
+      };
+      const tls = options.tls;
+      // tls.connect verifies the server's certificate (rejectUnauthorized defaults to true) before 'secureConnect'.
+      const socket = tls === undefined ? netConnect(where) : tlsConnect({ ...tls, ...where });
       const onError = (error: Error): void => {
         socket.destroy();
         reject(error);
       };
       socket.once('error', onError);
-      socket.once('connect', () => {
+      socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
         socket.off('error', onError);
         this.counters.connected++;
         resolve(this.attach(socket, factory));
