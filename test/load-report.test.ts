@@ -37,7 +37,7 @@ t.test('buildReport: the contract fields, warm-up excluded', async (t) => {
   t.equal(r.connections, 3);
   t.equal(r.count, 500, 'the warm-up delivery is not counted');
   t.equal(r.bytes, 500 * 64);
-  t.same(r.errors, { refused: 0, handshake: 0, closed: 2, protocol: 0, timeout: 0, http: 0 });
+  t.same(r.errors, { refused: 0, tls: 0, handshake: 0, closed: 2, protocol: 0, timeout: 0, http: 0 });
   t.same(r.errorSamples, { closed: 'the server closed the connection: 1001' }, 'the first message of each kind');
   for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean'] as const) t.type(r.latencyMs[k], 'number');
   t.ok(r.latencyMs.p50 >= 0.2 && r.latencyMs.p50 <= 3.2, 'latencies in ms');
@@ -110,7 +110,7 @@ t.test('formatSummary: the human summary', async (t) => {
   t.match(text, /messages\s+1,234,567\s+123,457\/s/);
   t.match(text, /latency\s+ms p50 [\d.]+ {2}p90 [\d.]+ {2}p99 [\d.]+ {2}p99\.9 [\d.]+ {2}max [\d.]+ {2}mean [\d.]+/);
   t.match(text, /errors\s+closed 2\n\s+closed: the server closed the connection: 1001/);
-  const clean = formatSummary({ ...sampleReport(), errors: { refused: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 }, errorSamples: undefined, interrupted: true } as LoadReport);
+  const clean = formatSummary({ ...sampleReport(), errors: { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 }, errorSamples: undefined, interrupted: true } as LoadReport);
   t.match(clean, /errors\s+none/);
   t.match(clean, /\(interrupted\)/);
   const idle = formatSummary({ ...sampleReport(), workload: 'idle', opened: 1000, closed: 1000, openMs: 250, closeMs: 80, rate: 4000, targetRssBytesPerConnection: 5120, targetHeapBytesPerConnection: 2543 });
@@ -213,6 +213,8 @@ t.test('options: defaults, checks, exit-2 errors', async (t) => {
   });
   t.match(parseOptions(['idle', '--url', 'ws://h/', '--pid', '123', '--heap-url', 'http://h/memory']), { connections: 1000, durationSec: 1, warmupSec: 0, pid: 123 });
   t.match(parseOptions(['http', '--url', 'http://h/', '-p', '16', '-c', '2']), { pipelining: 16, connections: 2 });
+  t.match(parseOptions(['echo', '--url', 'wss://h/']), { insecure: false, ca: undefined });
+  t.match(parseOptions(['http', '--url', 'https://h:8443/', '--insecure']), { insecure: true });
   t.match(parseOptions(['selftest']), { connections: 100, inflight: 10, size: 64, serverThread: 'worker' });
   t.equal(parseOptions(['--help']), 'help');
   t.equal(parseOptions(['echo', '-h']), 'help');
@@ -221,9 +223,11 @@ t.test('options: defaults, checks, exit-2 errors', async (t) => {
     [[], /no workload/],
     [['bench', '--url', 'ws://h/'], /unknown workload/],
     [['echo'], /needs --url/],
-    [['echo', '--url', 'http://h/'], /needs a ws:\/\/ URL/],
-    [['http', '--url', 'ws://h/'], /needs a http:\/\/ URL/],
-    [['echo', '--url', 'wss://h/'], /TLS/],
+    [['echo', '--url', 'http://h/'], /needs a ws:\/\/ or wss:\/\/ URL/],
+    [['http', '--url', 'wss://h/'], /needs a http:\/\/ or https:\/\/ URL/],
+    [['echo', '--url', 'ws://h/', '--insecure'], /--insecure and --ca are for wss:\/\/ and https:\/\//],
+    [['selftest', '--insecure'], /for wss:\/\/ and https:\/\//],
+    [['echo', '--url', 'wss://h/', '--ca', '/nonexistent/ca.pem'], /--ca \/nonexistent\/ca.pem: ENOENT/],
     [['echo', '--url', 'not a url'], /not a URL/],
     [['echo', '--url', 'ws://h/', '-c', String(MAX_CONNECTIONS + 1)], /spread more connections over several processes/],
     [['fanout', '--url', 'ws://h/', '--receivers', String(MAX_CONNECTIONS)], /several processes/],

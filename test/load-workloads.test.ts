@@ -83,7 +83,7 @@ function opts(workload: WorkloadName, url: string, overrides: Partial<LoadOption
   return defaultOptions(workload, url, { durationSec: 0.3, warmupSec: 0.1, rateIntervalMs: 100, timeoutSec: 5, ...overrides });
 }
 
-const NO_ERRORS = { refused: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
+const NO_ERRORS = { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
 
 t.test('echo: every message sent is echoed, text and binary, small and large', async (t) => {
   for (const [size, binary, inflight] of [

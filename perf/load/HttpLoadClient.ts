@@ -1,5 +1,5 @@
 /**
- * A raw HTTP/1.1 keep-alive connection for load generation, on node:net: the workload writes pre-encoded
+ * A raw HTTP/1.1 keep-alive connection for load generation, on node:net (node:tls for https://): the workload writes pre-encoded
  * requests, reads go into one buffer shared by every connection (Node's `onread`), and a minimal scanner finds
  * the end of each response (status line, Content-Length or chunked).
  */
@@ -11,7 +11,10 @@ import type { LoadClientOptions, LoadClientState } from './LoadClient.js';
 import type { ErrorKind } from './Measurement.js';
 import type { Target } from './target.js';
 
-/** CONNECTING -> OPEN -> CLOSING (we or the server are closing) -> CLOSED (onEnd was called); no handshake. */
+/**
+ * CONNECTING -> [TLS (https://)] -> OPEN -> CLOSING (we or the server are closing) -> CLOSED (onEnd was called);
+ * no handshake.
+ */
 export type HttpLoadClientState = Exclude<LoadClientState, 'HANDSHAKE'>;
 
 export interface HttpLoadHandler {

@@ -1,9 +1,9 @@
 /**
- * A lean WebSocket client connection for load generation, on node:net directly: the opening handshake by hand
- * (RFC 6455 §4.1), frames with quay's FrameParser/FrameGenerator. It is lean where it matters for a load
- * generator: the workload writes pre-encoded frames (the same Buffer again and again), reads go into one buffer
- * shared by every connection of the process (Node's `onread`), frames are parsed in place, and events go to a
- * handler object shared by all connections (no closure per message).
+ * A lean WebSocket client connection for load generation, on node:net directly (node:tls for wss://): the opening
+ * handshake by hand (RFC 6455 §4.1), frames with quay's FrameParser/FrameGenerator. It is lean where it matters
+ * for a load generator: the workload writes pre-encoded frames (the same Buffer again and again), reads go into
+ * one buffer shared by every connection of the process (Node's `onread`), frames are parsed in place, and events
+ * go to a handler object shared by all connections (no closure per message).
  */
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -16,8 +16,9 @@ import type { ErrorKind } from './Measurement.js';
 import type { Target } from './target.js';
 
 /**
- * CONNECTING (TCP) -> HANDSHAKE (request sent, reading the 101) -> OPEN -> CLOSING (a close frame sent or
- * received, or the socket being destroyed) -> CLOSED (the socket closed; the handler's onEnd was called).
+ * CONNECTING (TCP) -> [TLS (wss://)] -> HANDSHAKE (request sent, reading the 101) -> OPEN -> CLOSING (a close
+ * frame sent or received, or the socket being destroyed) -> CLOSED (the socket closed; the handler's onEnd was
+ * called).
  */
 export type WsLoadClientState = LoadClientState;
 
@@ -30,7 +31,7 @@ export interface WsLoadHandler {
   onReadComplete(client: WsLoadClient): void;
   /**
    * The connection is closed. `kind` says why when it was not our own doing (`close()` or `destroy()`): refused,
-   * handshake, closed (by the peer), protocol, timeout; `message` details it.
+   * tls, handshake, closed (by the peer), protocol, timeout; `message` details it.
    */
   onEnd(client: WsLoadClient, kind: ErrorKind | undefined, message: string): void;
 }
@@ -107,14 +108,14 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
     if (this._state === 'OPEN') {
       this._state = 'CLOSING';
       this.socket!.write(CLOSE_FRAME);
-    } else if (this._state === 'CONNECTING' || this._state === 'HANDSHAKE') {
+    } else if (this._state === 'CONNECTING' || this._state === 'TLS' || this._state === 'HANDSHAKE') {
       this.destroy();
     }
   }
 
   // ------------------------------------------------------------------------------------------------ socket
 
-  /** TCP is up: sends the opening handshake (RFC 6455 §4.1). */
+  /** TCP (and TLS) is up: sends the opening handshake (RFC 6455 §4.1). */
   protected onConnect(): void {
     this._state = 'HANDSHAKE';
     this.key = nextKey();

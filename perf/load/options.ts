@@ -1,6 +1,9 @@
 /** quay-load's command line: the options of a run, their defaults and checks, and --help. */
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
+import { isTlsUrl } from './target.js';
 
 export type WorkloadName = 'echo' | 'fanout' | 'idle' | 'http' | 'selftest';
 export const WORKLOADS: readonly WorkloadName[] = ['echo', 'fanout', 'idle', 'http', 'selftest'];
@@ -14,8 +17,15 @@ export const MAX_CONNECTIONS = 19_000;
 /** A run's settings; {@link parseOptions} fills the defaults. */
 export interface LoadOptions {
   workload: WorkloadName;
-  /** ws://host:port/path (echo, fanout, idle) or http://host:port/path (http); unused by selftest. */
+  /**
+   * ws://host:port/path or wss:// (echo, fanout, idle), http://host:port/path or https:// (http); unused by
+   * selftest.
+   */
   url: string;
+  /** wss://, https://: do not verify the server's certificate (self-signed test certificates). */
+  insecure: boolean;
+  /** wss://, https://: the CA certificates (PEM) to trust instead of Node's default CAs (--ca FILE). */
+  ca: string | undefined;
   /** Connections (echo, http, idle; selftest). */
   connections: number;
   /** Messages in flight per connection (echo), or broadcasts in flight (fanout). */
@@ -84,7 +94,12 @@ Workloads:
             the generator's own ceiling on this machine. Defaults: -c 100 --inflight 10 --size 64.
 
 Options:
-  --url URL                 ws://host:port/path (echo, fanout, idle) or http://host:port/path (http)
+  --url URL                 ws://host:port/path (echo, fanout, idle) or http://host:port/path (http); wss://
+                            and https:// speak TLS (node:tls), verifying the server's certificate against
+                            Node's default CAs and its name (SNI for a host name); a connection counts as
+                            opened once the TLS handshake is done, a failed one as a 'tls' error
+  --insecure                TLS: do not verify the server's certificate (self-signed test certificates)
+  --ca FILE                 TLS: trust the CA certificates in FILE (PEM) instead of Node's default CAs
   -c, --connections N       connections (echo, http: 50; idle: 1000; selftest: 100). At most ${MAX_CONNECTIONS}
                             per process (the open-file limit): spread more over several processes.
   --inflight D              messages in flight per connection (echo; default 1, selftest 10) or
@@ -115,7 +130,7 @@ Options:
   -q, --quiet               no live progress line (there is none when stderr is not a TTY)
   -h, --help                this help
 
-Errors (refused, handshake, closed, protocol, timeout, http) are counted and reported, never fatal.
+Errors (refused, tls, handshake, closed, protocol, timeout, http) are counted and reported, never fatal.
 Ctrl-C stops the run and prints what was measured so far. Exit status: 0 when the run completed,
 2 for bad options, 130 after Ctrl-C.
 
@@ -139,6 +154,8 @@ const SPEC = {
   'source-addresses': { type: 'string' },
   pipelining: { type: 'string', short: 'p' },
   timeout: { type: 'string' },
+  insecure: { type: 'boolean' },
+  ca: { type: 'string' },
   'open-concurrency': { type: 'string' },
   'server-thread': { type: 'string' },
   json: { type: 'boolean' },
@@ -174,6 +191,8 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
   const options: LoadOptions = {
     workload,
     url,
+    insecure: values.insecure === true,
+    ca: values.ca === undefined ? undefined : caCertificates(values.ca),
     connections: integer('--connections', values.connections, selftest ? 100 : idle ? 1000 : 50, 1, MAX_CONNECTIONS),
     inflight: integer('--inflight', values.inflight, selftest ? 10 : 1, 1, 65_536),
     size: integer('--size', values.size, 64, workload === 'fanout' ? 12 : 0, 64 * 1024 * 1024),
@@ -194,6 +213,7 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
     plot: values.plot,
     quiet: values.quiet === true,
   };
+  if ((options.insecure || options.ca !== undefined) && !isTlsUrl(url)) throw new OptionsError('--insecure and --ca are for wss:// and https:// URLs');
   if (options.deflate && workload !== 'echo') throw new OptionsError('--deflate is an option of the echo workload');
   if (options.heapUrl !== undefined && !/^http:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// URL');
   if (options.plot !== undefined && !/\.(svg|html?)$/i.test(options.plot)) throw new OptionsError('--plot FILE must end in .svg or .html');
@@ -208,9 +228,25 @@ function checkUrl(workload: WorkloadName, url: string): void {
   } catch {
     throw new OptionsError(`--url ${JSON.stringify(url)} is not a URL`);
   }
-  const wanted = workload === 'http' ? 'http:' : 'ws:';
-  if (parsed.protocol === 'wss:' || parsed.protocol === 'https:') throw new OptionsError('TLS (wss://, https://) is not supported');
-  if (parsed.protocol !== wanted) throw new OptionsError(`${workload} needs a ${wanted}// URL, not ${parsed.protocol}//`);
+  const wanted = workload === 'http' ? ['http:', 'https:'] : ['ws:', 'wss:'];
+  if (!wanted.includes(parsed.protocol)) throw new OptionsError(`${workload} needs a ${wanted.map((w) => `${w}//`).join(' or ')} URL, not ${parsed.protocol}//`);
+}
+
+/** --ca FILE: its PEM text, checked now (node:tls parses it) rather than failing every connection of the run. */
+function caCertificates(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new OptionsError(`--ca ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new OptionsError(`--ca ${file}: no PEM certificate in it`);
+  try {
+    createSecureContext({ ca: pem });
+  } catch (error) {
+    throw new OptionsError(`--ca ${file}: ${(error as Error).message}`);
+  }
+  return pem;
 }
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {

@@ -1,24 +1,32 @@
-import type { LoadClientOptions } from '../LoadClient.js';
+import { createSecureContext } from 'node:tls';
+import type { LoadClientOptions, LoadTls } from '../LoadClient.js';
 import type { LoadOptions } from '../options.js';
+import { isTlsUrl } from '../target.js';
 
 /**
  * Opens a workload's connections with at most `openConcurrency` connects (+ handshakes) under way at a time: a
  * burst of thousands of SYNs overflows the server's accept backlog and measures SYN retries rather than the
  * server. Connection i connects from source address i mod their count (round robin). The workload creates and
  * connects each client in `start`, and reports every attempt's outcome with {@link attemptEnded}, then calls
- * {@link launch} to fill the freed place.
+ * {@link launch} to fill the freed place. For wss:// and https://, every connection shares one TLS context (the CAs
+ * parsed once, not per connection).
  */
 export class ConnectionOpener {
   private launched = 0;
   private opening = 0;
   private wanted = 0;
   private openDone: (() => void) | undefined;
+  private readonly tls: LoadTls | undefined;
 
   constructor(
     private readonly options: LoadOptions,
     /** Creates the client of slot `index` with these options and connects it. */
     private readonly start: (index: number, clientOptions: LoadClientOptions) => void,
-  ) {}
+  ) {
+    this.tls = isTlsUrl(options.url)
+      ? { secureContext: createSecureContext(options.ca === undefined ? {} : { ca: options.ca }), rejectUnauthorized: !options.insecure }
+      : undefined;
+  }
 
   /** Attempts under way (connected or failed not yet reported). */
   get pending(): number {
@@ -65,10 +73,12 @@ export class ConnectionOpener {
 
   private clientOptions(index: number): LoadClientOptions {
     const addresses = this.options.sourceAddresses;
-    return {
+    const options: LoadClientOptions = {
       localAddress: addresses.length === 0 ? undefined : addresses[index % addresses.length],
       timeoutMs: this.options.timeoutSec * 1000,
       deflate: this.options.deflate,
     };
+    if (this.tls !== undefined) options.tls = this.tls;
+    return options;
   }
 }
