@@ -18,9 +18,19 @@
  * (appended when missing) with the date, Node version, commands and tables (--results FILE: another file).
  * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, echo-deflate, fanout, http.
  * --no-wrk: the HTTP workload with quay-load instead of wrk.
+ *
+ * --tls (`npm run bench:tls`, issue 11): the same over TLS, with the goals of issue 11: every server started with
+ * `--tls` (the test certificate of examples/certificates.ts, ECDSA P-256; quay's `tls` option, ws 8 and hello on
+ * node:https, the raw ceilings on node:tls), quay-load on wss:// with --insecure, wrk and autocannon on
+ * https://. Workloads: wss echo 64 B (quay vs ws on node:https), wss echo 64 KiB (quay vs raw node:tls, in every
+ * pair), https hello with wrk (quay vs node:https, the raw node:tls responder as the ceiling) and with autocannon;
+ * --memory runs perf/ws-memory --tls (idle only: 10,000 silent wss connections, quay vs ws on node:https and a
+ * bare node:tls server). --only: wss-echo-64, wss-echo-64k, https-wrk, https-autocannon. --write fills the
+ * section between `<!-- bench-tls:start -->` and `<!-- bench-tls:end -->`.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +49,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'no-wrk': { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
     results: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -56,6 +67,8 @@ const CLI = join(PERF_DIR, 'load', 'cli.js');
 const RESULTS = values.results ?? join(PERF_DIR, '..', '..', 'perf', 'RESULTS.md');
 const WRK = '/usr/bin/wrk';
 const useWrk = values['no-wrk'] !== true && existsSync(WRK);
+const TLS = values.tls === true;
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
 
 /** One measurement of one server. */
 interface Sample {
@@ -81,6 +94,8 @@ interface Workload {
   /** The quay-load arguments after `<workload> --url URL`. */
   loadArgs: readonly string[];
   loadWorkload: 'echo' | 'fanout' | 'http';
+  /** http: the load generator (default wrk, or quay-load with --no-wrk or without wrk). */
+  loader?: 'autocannon';
   /** What an issue asks of this workload; none for a workload measured for information. */
   goal: { against: 'peer' | 'raw'; ratio: number; text: string } | undefined;
 }
@@ -155,6 +170,64 @@ const WORKLOADS: readonly Workload[] = [
   },
 ];
 
+/** Issue 11: the same servers over TLS (`--tls`), their goals against ws on node:https, node:https and node:tls. */
+const TLS_WORKLOADS: readonly Workload[] = [
+  {
+    id: 'wss-echo-64',
+    title: 'wss echo 64 B text, 100 conn x 10 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws on node:https',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/echo',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '100', '--inflight', '10', '--size', '64'],
+    goal: { against: 'peer', ratio: 2, text: '>= 2x ws on node:https msgs/s' },
+  },
+  {
+    id: 'wss-echo-64k',
+    title: 'wss echo 64 KiB binary, 10 conn x 1 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws on node:https',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/echo',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '10', '--inflight', '1', '--size', '65536', '--binary'],
+    goal: { against: 'raw', ratio: 0.9, text: '>= 90% of raw node:tls' },
+  },
+  {
+    id: 'https-wrk',
+    title: 'https hello, 100 conn, keep-alive (wrk)',
+    unit: 'req/s',
+    peerName: 'node:https',
+    quay: 'echo-quay',
+    peer: 'http-hello-node',
+    raw: 'http-hello-raw',
+    path: '/hello',
+    loadWorkload: 'http',
+    loadArgs: ['-c', '100', '--pipelining', '1'],
+    goal: { against: 'peer', ratio: 1.3, text: '>= 1.3x node:https req/s (wrk)' },
+  },
+  {
+    // autocannon is a JS client: on one core it is the limit, not the servers (the CPU per request still compares them).
+    id: 'https-autocannon',
+    title: 'https hello, 100 conn, keep-alive (autocannon)',
+    unit: 'req/s',
+    peerName: 'node:https',
+    quay: 'echo-quay',
+    peer: 'http-hello-node',
+    raw: 'http-hello-raw',
+    path: '/hello',
+    loadWorkload: 'http',
+    loader: 'autocannon',
+    loadArgs: ['-c', '100'],
+    goal: undefined,
+  },
+];
+
 /** The median of the finite values (a failed run is NaN); NaN when there are none. */
 function median(xs: readonly number[]): number {
   const finite = xs.filter((x) => Number.isFinite(x));
@@ -175,11 +248,15 @@ function cpuUs(pid: number | undefined): number {
 const commands = new Set<string>();
 
 function loadCommand(w: Workload, url: string): { command: string; args: string[] } {
+  if (w.loader === 'autocannon') {
+    return { command: process.execPath, args: [AUTOCANNON, '-j', ...w.loadArgs, '-d', String(Math.max(1, Math.round(durationSec))), url] };
+  }
   if (w.loadWorkload === 'http' && useWrk) {
     const c = w.loadArgs[w.loadArgs.indexOf('-c') + 1]!;
     return { command: WRK, args: ['-t1', `-c${c}`, `-d${Math.max(1, Math.round(durationSec))}s`, '--latency', url] };
   }
   const args = [CLI, w.loadWorkload, '--url', url, ...w.loadArgs, '--duration', String(durationSec), '--warmup', String(warmupSec), '--json', '--quiet'];
+  if (TLS) args.push('--insecure'); // the servers' test certificate is signed by a CA of their own
   return { command: process.execPath, args };
 }
 
@@ -201,6 +278,15 @@ function parseWrk(out: string): { rate: number; total: number; p50Ms: number; p9
   return { rate: Number(rate[1]), total: Number(total[1]), p50Ms: pct('50'), p99Ms: pct('99') , errors };
 }
 
+/** The fields of autocannon's `-j` result that are used here (latencies in ms). */
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+
 /** One run; a run that fails (a server that crashed, a load generator that exited) is reported and counted, not fatal. */
 async function measure(w: Workload, serverName: string): Promise<Sample> {
   try {
@@ -212,10 +298,11 @@ async function measure(w: Workload, serverName: string): Promise<Sample> {
 }
 
 async function measureOnce(w: Workload, serverName: string): Promise<Sample> {
-  const server: RunningServer = await startServer(serverName);
-  const url = `${w.loadWorkload === 'http' ? 'http' : 'ws'}://127.0.0.1:${server.port}${w.path}`;
+  const server: RunningServer = await startServer(serverName, TLS ? ['--tls'] : []);
+  const url = `${w.loadWorkload === 'http' ? 'http' : 'ws'}${TLS ? 's' : ''}://127.0.0.1:${server.port}${w.path}`;
   const { command, args } = loadCommand(w, url);
-  commands.add(`${HAVE_TASKSET ? 'taskset -c 1 ' : ''}${command === process.execPath ? 'node' : command} ${args.join(' ').replace(CLI, 'dist/perf/load/cli.js').replace(String(server.port), 'PORT')}`);
+  const shown = args.join(' ').replace(CLI, 'dist/perf/load/cli.js').replace(AUTOCANNON, 'node_modules/autocannon/autocannon.js').replace(String(server.port), 'PORT');
+  commands.add(`${HAVE_TASKSET ? 'taskset -c 1 ' : ''}${command === process.execPath ? 'node' : command} ${shown}`);
   try {
     const cpu0 = cpuUs(server.child.pid);
     const out = await runLoad(command, args);
@@ -223,6 +310,10 @@ async function measureOnce(w: Workload, serverName: string): Promise<Sample> {
     if (command === WRK) {
       const r = parseWrk(out);
       return { rate: r.rate, cpuUs: r.total > 0 ? cpu / r.total : NaN, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors };
+    }
+    if (w.loader === 'autocannon') {
+      const r = JSON.parse(out) as AutocannonResult;
+      return { rate: r.requests.average, cpuUs: r.requests.total > 0 ? cpu / r.requests.total : NaN, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
     }
     const report = JSON.parse(out) as LoadReport;
     // Whole-run operations (warm-up and drain included), to match the whole-run CPU time.
@@ -302,9 +393,15 @@ function memoryVerdicts(rows: readonly MemoryRow[]): Verdict[] {
   const quay = rows.find((r) => r.server === 'quay');
   const ws = rows.find((r) => r.server === 'ws');
   if (quay === undefined || ws === undefined) return [];
+  const idle = TLS ? 'idle wss' : 'idle';
+  const peer = TLS ? 'ws on node:https' : 'ws';
+  const verdicts = [
+    { goal: `${idle} RSS per connection <= ${peer}`, measured: `${fmt(quay.idleRssPerConn)} vs ${fmt(ws.idleRssPerConn)} B`, met: quay.idleRssPerConn <= ws.idleRssPerConn },
+    { goal: `${idle} heap per connection <= ${peer}`, measured: `${fmt(quay.idleHeapPerConn)} vs ${fmt(ws.idleHeapPerConn)} B`, met: quay.idleHeapPerConn <= ws.idleHeapPerConn },
+  ];
+  if (TLS) return verdicts; // issue 11 asks for idle memory only
   return [
-    { goal: 'idle RSS per connection <= ws', measured: `${fmt(quay.idleRssPerConn)} vs ${fmt(ws.idleRssPerConn)} B`, met: quay.idleRssPerConn <= ws.idleRssPerConn },
-    { goal: 'idle heap per connection <= ws', measured: `${fmt(quay.idleHeapPerConn)} vs ${fmt(ws.idleHeapPerConn)} B`, met: quay.idleHeapPerConn <= ws.idleHeapPerConn },
+    ...verdicts,
     {
       goal: 'active RSS per connection <= 1/2 ws',
       measured: `${fmt(quay.activeRssPerConn)} vs ${fmt(ws.activeRssPerConn)} B (${(quay.activeRssPerConn / ws.activeRssPerConn).toFixed(2)})`,
@@ -315,9 +412,10 @@ function memoryVerdicts(rows: readonly MemoryRow[]): Verdict[] {
 
 async function runMemory(): Promise<{ rows: MemoryRow[]; table: string; command: string } | undefined> {
   const script = join(PERF_DIR, 'ws-memory.js');
-  const args = quick ? ['--idle', '2000', '--active', '200', '--seconds', '2'] : [];
+  // TLS: idle only (issue 11), against the bare node:tls server too.
+  const args = TLS ? ['--tls', '--active', '0', ...(quick ? ['--idle', '2000', '--runs', '1'] : [])] : quick ? ['--idle', '2000', '--active', '200', '--seconds', '2'] : [];
   const command = `node dist/perf/ws-memory.js ${args.join(' ')}`.trim();
-  const result = spawnSync(process.execPath, [script, ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 180_000 });
+  const result = spawnSync(process.execPath, [script, ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: TLS ? 600_000 : 180_000 });
   if (result.status !== 0) {
     console.error(`ws-memory failed (${result.status ?? result.signal}); memory goals not measured`);
     return undefined;
@@ -342,11 +440,15 @@ function markdown(rows: readonly Row[], verdicts: readonly Verdict[], memory: Aw
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const lines = [
-    '## WebSocket and HTTP side by side: `npm run bench` (issues 4 and 6)',
+    TLS ? '## TLS: `npm run bench:tls` (issue 11)' : '## WebSocket and HTTP side by side: `npm run bench` (issues 4 and 6)',
     '',
     `${date}, Node ${process.version}, ${cpus().length} cores (${cpu}), ${pairs} alternating pairs (quay then peer), ${durationSec} s measured after ` +
       `${warmupSec} s warm-up per run, medians; servers pinned to core 0 and the load to core 1 ${HAVE_TASKSET ? '(taskset)' : '(no taskset here: not pinned)'}; ` +
-      `the raw node:net ceiling measured once per workload (in every pair for echo-64k, whose goal is relative to it); ${Math.round(elapsedSec)} s in all. Command: \`npm run build && node dist/perf/compare.js${commandFlags()}\`, which runs:`,
+      (TLS
+        ? 'every server over TLS (`--tls`: the test certificate of examples/certificates.ts, ECDSA P-256), the raw node:tls ceiling ' +
+          `measured once per workload (in every pair for wss-echo-64k, whose goal is relative to it); ${Math.round(elapsedSec)} s in all. `
+        : `the raw node:net ceiling measured once per workload (in every pair for echo-64k, whose goal is relative to it); ${Math.round(elapsedSec)} s in all. `) +
+      `Command: \`npm run build && node dist/perf/compare.js${commandFlags()}\`, which runs:`,
     '',
     '```',
     ...[...commands].sort(),
@@ -359,14 +461,14 @@ function markdown(rows: readonly Row[], verdicts: readonly Verdict[], memory: Aw
     '',
   ];
   if (memory !== undefined) lines.push(`Memory (\`${memory.command}\`):`, '', memory.table, '');
-  lines.push('Goals (issue 6):', '', '| goal | measured | met |', '| --- | --- | --- |');
+  lines.push(`Goals (issue ${TLS ? 11 : 6}):`, '', '| goal | measured | met |', '| --- | --- | --- |');
   for (const v of verdicts) lines.push(`| ${v.goal} | ${v.measured} | ${v.met ? 'yes' : '**no**'} |`);
   return lines.join('\n');
 }
 
 function writeResults(section: string): void {
-  const START = '<!-- bench:start -->';
-  const END = '<!-- bench:end -->';
+  const START = TLS ? '<!-- bench-tls:start -->' : '<!-- bench:start -->';
+  const END = TLS ? '<!-- bench-tls:end -->' : '<!-- bench:end -->';
   const text = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '# quay performance results\n';
   const block = `${START}\n${section}\n${END}`;
   const a = text.indexOf(START);
@@ -381,7 +483,7 @@ if (!existsSync(CLI)) {
   process.exit(1);
 }
 const only = values.only === undefined ? undefined : new Set(values.only.split(','));
-const selected = WORKLOADS.filter((w) => only === undefined || only.has(w.id));
+const selected = (TLS ? TLS_WORKLOADS : WORKLOADS).filter((w) => only === undefined || only.has(w.id));
 const started = Date.now();
 const rows: Row[] = [];
 for (const w of selected) {
@@ -410,6 +512,12 @@ if (values.json) {
 } else {
   const section = markdown(rows, verdicts, memory, elapsedSec);
   console.log(`\n${section}\n`);
-  if (memory === undefined) console.log('Memory goals (idle <= ws, active <= 1/2 ws): run with --memory, or `node dist/perf/ws-memory.js`.');
+  if (memory === undefined) {
+    console.log(
+      TLS
+        ? 'Memory goal (idle wss <= ws on node:https): run with --memory, or `node dist/perf/ws-memory.js --tls --active 0`.'
+        : 'Memory goals (idle <= ws, active <= 1/2 ws): run with --memory, or `node dist/perf/ws-memory.js`.',
+    );
+  }
   if (values.write) writeResults(section);
 }

@@ -3,7 +3,8 @@
  * `npm run profile -- heap`), without quay-load, so that those depend on nothing but the servers.
  *
  * The child (this file run as a script: `node dist/perf/opener.js --port P --count N [--mode idle|active]
- * [--size S] [--local-address A]`) speaks just enough WebSocket: a fixed handshake to /echo, then, in active
+ * [--size S] [--local-address A] [--tls]`) speaks just enough WebSocket (over TLS with --tls, the server's
+ * certificate not verified): a fixed handshake to /echo, then, in active
  * mode, one pre-masked binary frame written again whenever the previous echo has fully arrived (counted in
  * bytes, no parsing). It prints `open N failed F` once its connections are open; on stdin, `count` prints
  * `count M` (messages echoed so far) and `close` (or EOF) ends every connection and the process.
@@ -16,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { maskedFrame } from './rawFrames.js';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,8 +45,10 @@ async function runOpener(): Promise<void> {
       mode: { type: 'string', default: 'idle' },
       size: { type: 'string', default: '64' },
       'local-address': { type: 'string' },
+      tls: { type: 'boolean', default: false },
     },
   });
+  const tls = values.tls === true;
   const port = Number(values.port);
   const count = Number(values.count);
   const active = values.mode === 'active';
@@ -63,7 +67,8 @@ async function runOpener(): Promise<void> {
 
   const openOne = (): Promise<void> =>
     new Promise((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) });
+      const at = { port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) };
+      const socket = tls ? tlsConnect({ ...at, rejectUnauthorized: false }) : connect(at);
       let handshake = true;
       let head = '';
       let received = 0;
@@ -78,7 +83,7 @@ async function runOpener(): Promise<void> {
       socket.setNoDelay(true);
       socket.on('error', fail);
       socket.on('close', fail);
-      socket.on('connect', () => socket.write(request));
+      socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(request));
       socket.on('data', (chunk: Buffer) => {
         if (handshake) {
           head += chunk.toString('latin1');
@@ -134,9 +139,10 @@ export interface Opener {
   close(): Promise<void>;
 }
 
-/** Starts an opener process on the load core; resolves once its connections are open. */
-export function startOpener(port: number, count: number, mode: 'idle' | 'active', size: number, localAddress: string): Promise<Opener> {
+/** Starts an opener process on the load core; resolves once its connections are open. `tls`: wss://. */
+export function startOpener(port: number, count: number, mode: 'idle' | 'active', size: number, localAddress: string, tls = false): Promise<Opener> {
   const argv = [process.execPath, fileURLToPath(import.meta.url), '--port', String(port), '--count', String(count), '--mode', mode, '--size', String(size), '--local-address', localAddress];
+  if (tls) argv.push('--tls');
   const child = HAVE_TASKSET ? spawn('taskset', ['-c', LOAD_CORE, ...argv], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
@@ -167,9 +173,9 @@ export function startOpener(port: number, count: number, mode: 'idle' | 'active'
 }
 
 /** Opens `total` connections over as many openers as needed, each from its own loopback address. */
-export async function openMany(port: number, total: number, mode: 'idle' | 'active', size: number, perProcess: number): Promise<Opener[]> {
+export async function openMany(port: number, total: number, mode: 'idle' | 'active', size: number, perProcess: number, tls = false): Promise<Opener[]> {
   const n = Math.ceil(total / perProcess);
-  return Promise.all(Array.from({ length: n }, (_, i) => startOpener(port, Math.min(perProcess, total - i * perProcess), mode, size, `127.0.0.${2 + i}`)));
+  return Promise.all(Array.from({ length: n }, (_, i) => startOpener(port, Math.min(perProcess, total - i * perProcess), mode, size, `127.0.0.${2 + i}`, tls)));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await runOpener();

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { HAVE_TASKSET, PERF_DIR, SERVER_CORE } from './lib.js';
 
@@ -21,11 +22,13 @@ export interface ServerProcessOptions {
   nodeFlags?: readonly string[];
   /** The working directory (where a heap snapshot is written). */
   cwd?: string;
+  /** Arguments after the script, e.g. ['--tls']. */
+  args?: readonly string[];
 }
 
 /** Starts perf/servers/<name>.js pinned to the server core; resolves once it printed `listening PORT`. */
 export function startServerProcess(name: string, options: ServerProcessOptions = {}): Promise<ServerProcess> {
-  const node = [process.execPath, ...(options.nodeFlags ?? []), join(PERF_DIR, 'servers', `${name}.js`)];
+  const node = [process.execPath, ...(options.nodeFlags ?? []), join(PERF_DIR, 'servers', `${name}.js`), ...(options.args ?? [])];
   const argv = HAVE_TASKSET ? ['taskset', '-c', SERVER_CORE, ...node] : node;
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
   return new Promise((resolve, reject) => {
@@ -51,10 +54,14 @@ export function startServerProcess(name: string, options: ServerProcessOptions =
   });
 }
 
-/** GET http://127.0.0.1:port/path on a fresh connection (closed after); resolves with the body of a 200. */
-export function httpGet(port: number, path: string, timeoutMs = 60_000): Promise<string> {
+/**
+ * GET http://127.0.0.1:port/path on a fresh connection (closed after); resolves with the body of a 200. `tls`:
+ * https:// to a server started with `--tls` (its test certificate is not verified).
+ */
+export function httpGet(port: number, path: string, timeoutMs = 60_000, tls = false): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path, agent: false, headers: { Connection: 'close' }, timeout: timeoutMs }, (res) => {
+    const options = { host: '127.0.0.1', port, path, agent: false, headers: { Connection: 'close' }, timeout: timeoutMs };
+    const req = (tls ? httpsGet : get)({ ...options, rejectUnauthorized: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));

@@ -4,7 +4,7 @@
  *
  *   npm run build && node dist/perf/ws-memory.js [--idle 10000] [--active 1000] [--size 16384] [--seconds 5]
  *                                                [--servers quay,ws,net] [--per-process 5000] [--runs 3] [--json]
- *                                                [--server-flags=--max-semi-space-size=1]
+ *                                                [--server-flags=--max-semi-space-size=1] [--tls]
  *
  * idle: a fresh server (`node --expose-gc`, pinned to core 0) is warmed up (100 connections opened and closed,
  * so that JIT code and lazily loaded modules are not counted), its memory read after a full GC from its /stats
@@ -27,6 +27,10 @@
  * young generation, which is most of the active figure of a server that allocates little per message
  * (perf/RESULTS.md).
  *
+ * --tls: the same over TLS (wss://): every server started with `--tls` (quay's `tls` option, ws on node:https,
+ * the bare server on node:tls), the openers speaking TLS, /stats read over https (`npm run bench:tls` runs the
+ * idle part against quay and ws).
+ *
  * The connections come from perf/opener (just enough WebSocket, no quay-load): this benchmark depends on
  * nothing but the servers.
  */
@@ -47,15 +51,17 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     'server-flags': { type: 'string', default: '' },
     json: { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
   },
 });
+const TLS = values.tls === true;
 
 const SETTLE_MS = 1000;
 const SERVER_FLAGS = values['server-flags']!.split(' ').filter((f) => f !== '');
 const SERVERS: Record<string, { script: string; label: string }> = {
-  quay: { script: 'echo-quay', label: 'quay' },
-  ws: { script: 'echo-ws', label: 'ws 8 (perMessageDeflate off)' },
-  net: { script: 'echo-raw', label: 'bare node:net (echo-raw)' },
+  quay: { script: 'echo-quay', label: TLS ? 'quay (tls option)' : 'quay' },
+  ws: { script: 'echo-ws', label: TLS ? 'ws 8 on node:https (perMessageDeflate off)' : 'ws 8 (perMessageDeflate off)' },
+  net: { script: 'echo-raw', label: TLS ? 'bare node:tls (echo-raw --tls)' : 'bare node:net (echo-raw)' },
 };
 
 interface Stats {
@@ -68,7 +74,7 @@ interface Stats {
 
 /** The server's memory after a full GC, from its /stats route. */
 async function stats(port: number): Promise<Stats> {
-  const s = JSON.parse(await httpGet(port, '/stats')) as Stats;
+  const s = JSON.parse(await httpGet(port, '/stats', 60_000, TLS)) as Stats;
   if (!s.gc) throw new Error('the server has no gc(): start it with --expose-gc');
   return s;
 }
@@ -104,8 +110,8 @@ interface MemoryRow {
  * per connection, not per process.
  */
 async function freshServer(script: string, perProcess: number, size: number, warmMs: number): Promise<{ server: ServerProcess; before: Stats }> {
-  const server = await startServerProcess(script, { nodeFlags: ['--expose-gc', ...SERVER_FLAGS] });
-  const warm = await openMany(server.port, 100, 'active', size, perProcess);
+  const server = await startServerProcess(script, { nodeFlags: ['--expose-gc', ...SERVER_FLAGS], args: TLS ? ['--tls'] : [] });
+  const warm = await openMany(server.port, 100, 'active', size, perProcess, TLS);
   await sleep(warmMs);
   for (const o of warm) await o.close();
   await sleep(300);
@@ -134,7 +140,7 @@ async function measureServer(name: string, idle: number, active: number, size: n
   if (idle > 0) {
     const { server, before } = await freshServer(script, perProcess, 64, 300);
     try {
-      const openers = await openMany(server.port, idle, 'idle', size, perProcess);
+      const openers = await openMany(server.port, idle, 'idle', size, perProcess, TLS);
       row.idleConnections = openers.reduce((a, o) => a + o.opened, 0);
       row.idleFailed = openers.reduce((a, o) => a + o.failed, 0);
       console.error(`${name} idle: ${row.idleConnections} open at ${elapsed()}`);
@@ -155,11 +161,11 @@ async function measureServer(name: string, idle: number, active: number, size: n
       // only, since what a busy process grows once (V8's young generation, the allocator's arenas) has grown
       // during the first half already.
       const half = Math.floor(active / 2);
-      const first = half > 0 ? await openMany(server.port, half, 'active', size, perProcess) : [];
+      const first = half > 0 ? await openMany(server.port, half, 'active', size, perProcess, TLS) : [];
       const firstOpened = first.reduce((a, o) => a + o.opened, 0);
       if (half > 0) await sleep(seconds * 1000);
       const mid = half > 0 ? await stats(server.port) : before;
-      const openers = [...first, ...(await openMany(server.port, active - half, 'active', size, perProcess))];
+      const openers = [...first, ...(await openMany(server.port, active - half, 'active', size, perProcess, TLS))];
       row.activeConnections = openers.reduce((a, o) => a + o.opened, 0);
       row.activeFailed = openers.reduce((a, o) => a + o.failed, 0);
       // Steady state: the first second is ramp-up; the echo rate is taken over the rest.
@@ -211,12 +217,20 @@ function medianRow(runs: readonly MemoryRow[]): MemoryRow {
 function table(rows: readonly MemoryRow[], idle: number, active: number, size: number): string {
   const b = (x: number): string => (Number.isFinite(x) ? fmt(x) : '-');
   const runsOf = (xs: readonly number[] | undefined): string => (xs === undefined ? '-' : xs.map(b).join(', '));
-  const lines = [
-    `| server | idle: RSS / conn (${fmt(idle)} conn) | idle: RSS per run | idle: heap / conn | active: RSS / conn (${fmt(active)} conn x ${fmt(size)} B echo) | active: RSS per run | active: marginal RSS / conn (${fmt(Math.floor(active / 2))} -> ${fmt(active)}) | marginal per run | active: heap / conn | active: external / conn | active echo msgs/s |`,
-    '| --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |',
-  ];
+  // Idle only (--active 0): no active columns.
+  const lines =
+    active === 0
+      ? [`| server | idle: RSS / conn (${fmt(idle)} conn) | idle: RSS per run | idle: heap / conn |`, '| --- | ---: | --- | ---: |']
+      : [
+          `| server | idle: RSS / conn (${fmt(idle)} conn) | idle: RSS per run | idle: heap / conn | active: RSS / conn (${fmt(active)} conn x ${fmt(size)} B echo) | active: RSS per run | active: marginal RSS / conn (${fmt(Math.floor(active / 2))} -> ${fmt(active)}) | marginal per run | active: heap / conn | active: external / conn | active echo msgs/s |`,
+          '| --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |',
+        ];
   for (const r of rows) {
     const failed = r.idleFailed + r.activeFailed > 0 ? ` (${r.idleFailed + r.activeFailed} failed to open)` : '';
+    if (active === 0) {
+      lines.push(`| ${r.label}${failed} | ${b(r.idleRssPerConn)} B | ${runsOf(r.idleRssRuns)} | ${b(r.idleHeapPerConn)} B |`);
+      continue;
+    }
     lines.push(
       `| ${r.label}${failed} | ${b(r.idleRssPerConn)} B | ${runsOf(r.idleRssRuns)} | ${b(r.idleHeapPerConn)} B | ${b(r.activeRssPerConn)} B | ${runsOf(r.activeRssRuns)} | ${b(r.activeMarginalRssPerConn)} B | ${runsOf(r.activeMarginalRuns)} | ${b(r.activeHeapPerConn)} B | ${b(r.activeExternalPerConn)} B | ${b(r.activeMsgsPerSec)} |`,
     );
@@ -240,16 +254,17 @@ async function main(): Promise<void> {
   const rows = names.map((n) => medianRow(perRun.get(n)!));
   const text = table(rows, idle, active, size);
   if (values.json) {
-    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, idle, active, size, seconds, runs, serverFlags: SERVER_FLAGS, rows, table: text }));
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, tls: TLS, idle, active, size, seconds, runs, serverFlags: SERVER_FLAGS, rows, table: text }));
     return;
   }
-  console.log(`\nMemory per WebSocket connection, Node ${process.version}, after a full GC (server run with --expose-gc${SERVER_FLAGS.map((f) => ` ${f}`).join('')}), median of ${runs} run(s)\n`);
+  console.log(`\nMemory per WebSocket connection${TLS ? ' over TLS (wss)' : ''}, Node ${process.version}, after a full GC (server run with --expose-gc${SERVER_FLAGS.map((f) => ` ${f}`).join('')}), median of ${runs} run(s)\n`);
   console.log(text);
   const q = rows.find((r) => r.server === 'quay');
   const w = rows.find((r) => r.server === 'ws');
   if (q !== undefined && w !== undefined) {
-    console.log('\nGoals (issue 6):');
+    console.log(`\nGoals (issue ${TLS ? 11 : 6}):`);
     console.log(`- idle memory per connection <= ws: RSS ${fmt(q.idleRssPerConn)} vs ${fmt(w.idleRssPerConn)} B, heap ${fmt(q.idleHeapPerConn)} vs ${fmt(w.idleHeapPerConn)} B: ${q.idleRssPerConn <= w.idleRssPerConn && q.idleHeapPerConn <= w.idleHeapPerConn ? 'met' : 'NOT met'}`);
+    if (active === 0) return;
     console.log(`- active memory per connection <= 1/2 ws: RSS ${fmt(q.activeRssPerConn)} vs ${fmt(w.activeRssPerConn)} B (${(q.activeRssPerConn / w.activeRssPerConn).toFixed(2)}): ${q.activeRssPerConn <= w.activeRssPerConn / 2 ? 'met' : 'NOT met'}`);
     console.log(`- the same, marginal (RSS added per connection from ${fmt(Math.floor(active / 2))} to ${fmt(active)}): ${fmt(q.activeMarginalRssPerConn)} vs ${fmt(w.activeMarginalRssPerConn)} B (${(q.activeMarginalRssPerConn / w.activeMarginalRssPerConn).toFixed(2)}): ${q.activeMarginalRssPerConn <= w.activeMarginalRssPerConn / 2 ? 'met' : 'NOT met'}`);
   }

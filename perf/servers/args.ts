@@ -1,9 +1,21 @@
 import { parseArgs } from 'node:util';
+import { testCertificates } from '../../examples/certificates.js';
+import type { KeyAndCertificate } from '../../examples/certificates.js';
 
 /** `--port N` (default 0: a free port). Every benchmark server prints `listening PORT` when ready. */
 export function serverPort(): number {
   const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } }, strict: false });
   return Number(values.port);
+}
+
+/**
+ * `--tls`: serve https:// and wss:// with the test server certificate of examples/certificates.ts (made with
+ * openssl for this process: ECDSA P-256, for localhost and 127.0.0.1, signed by a test CA no client trusts, so
+ * loads run with `--insecure`). Undefined without the flag.
+ */
+export function serverTls(): KeyAndCertificate | undefined {
+  const { values } = parseArgs({ options: { tls: { type: 'boolean', default: false } }, strict: false });
+  return values.tls === true ? testCertificates().server : undefined;
 }
 
 export function announce(port: number): void {

@@ -11,12 +11,15 @@
  *
  * It is also perf/ws-memory's "bare net.Socket" baseline: per connection, one socket, one closure and one small
  * object.
+ *
+ * `--tls`: the same over node:tls (the test certificate, args.ts): the raw node:tls echo, the ceiling of wss.
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { endianness } from 'node:os';
-import { announce, exitOnSignal, serverPort } from './args.js';
+import { createServer as createTlsServer } from 'node:tls';
+import { announce, exitOnSignal, serverPort, serverTls } from './args.js';
 import { heapSnapshotPath, memoryStatsJson } from './stats.js';
 
 exitOnSignal();
@@ -237,11 +240,14 @@ function unmaskPart(frame: Buffer, from: number, to: number): void {
   if (start < to) unmask(frame, start, to, frame, payloadAt - 4, (start - payloadAt) & 3);
 }
 
-const server = createServer((socket) => {
+function onConnection(socket: Socket): void {
   socket.setNoDelay(true);
   const connection = new RawConnection(socket);
   socket.on('data', (chunk: Buffer) => connection.onData(chunk));
   socket.on('error', () => socket.destroy());
   socket.on('close', () => room.delete(socket));
-});
+}
+
+const tls = serverTls();
+const server: Server = tls === undefined ? createServer(onConnection) : createTlsServer(tls, onConnection);
 server.listen(serverPort(), '127.0.0.1', () => announce((server.address() as AddressInfo).port));

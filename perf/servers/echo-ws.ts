@@ -3,21 +3,24 @@
  * at /broadcast (the loop of ws's README: `send` to every open client, each encoding its own frame), HTTP hello at
  * /hello, memory at /stats and a heap snapshot at /heapsnapshot (node:http, stats.ts). perMessageDeflate is off,
  * as in quay, except on /echo-deflate (the echo with ws's permessage-deflate, threshold 1024 as quay's, accepted
- * when the client offers it). Prints `listening PORT`; `--port N`.
+ * when the client offers it). Prints `listening PORT`; `--port N`; `--tls`: ws on node:https (https and wss, the
+ * test certificate of args.ts).
  *
- *   node [--expose-gc] dist/perf/servers/echo-ws.js [--port 0]
+ *   node [--expose-gc] dist/perf/servers/echo-ws.js [--port 0] [--tls]
  */
 import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
-import { announce, exitOnSignal, serverPort } from './args.js';
+import { announce, exitOnSignal, serverPort, serverTls } from './args.js';
 import { heapSnapshotPath, memoryStatsJson } from './stats.js';
 
 exitOnSignal();
 
 const hello = Buffer.from('hello world\n');
-const server = createServer((req, res) => {
+function onRequest(req: IncomingMessage, res: ServerResponse): void {
   if (req.url === '/stats' || req.url === '/heapsnapshot') {
     const body = req.url === '/stats' ? memoryStatsJson() : heapSnapshotPath();
     res.writeHead(200, { 'Content-Type': req.url === '/stats' ? 'application/json' : 'text/plain', 'Content-Length': Buffer.byteLength(body) });
@@ -27,7 +30,9 @@ const server = createServer((req, res) => {
   res.setHeader('Content-Type', 'text/plain');
   res.setHeader('Content-Length', hello.length);
   res.end(hello);
-});
+}
+const tls = serverTls();
+const server = tls === undefined ? createServer(onRequest) : createHttpsServer(tls, onRequest);
 server.keepAliveTimeout = 60_000;
 
 // clientTracking off for /echo (nothing needs the set); on for /broadcast, whose `clients` is the room.

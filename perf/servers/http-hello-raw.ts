@@ -1,16 +1,17 @@
 /**
  * The ceiling: a raw node:net server that answers every request head with a fixed response, no parsing beyond
  * counting blank lines. No HTTP server can beat it on this machine; a load generator that cannot saturate it is
- * the bottleneck.
+ * the bottleneck. `--tls`: the same over node:tls (the raw TLS responder, the ceiling of https).
  */
 import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { announce, exitOnSignal, serverPort } from './args.js';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { announce, exitOnSignal, serverPort, serverTls } from './args.js';
 
 exitOnSignal();
 
 const response = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n', 'latin1');
-const server = createServer((socket) => {
+function onConnection(socket: Socket): void {
   socket.setNoDelay(true);
   let tail = 0; // bytes of "\r\n\r\n" matched so far, across reads
   socket.on('data', (bytes: Buffer) => {
@@ -30,5 +31,8 @@ const server = createServer((socket) => {
     else if (n > 1) socket.write(Buffer.concat(Array.from({ length: n }, () => response)));
   });
   socket.on('error', () => socket.destroy());
-});
+}
+
+const tls = serverTls();
+const server: Server = tls === undefined ? createServer(onConnection) : createTlsServer(tls, onConnection);
 server.listen(serverPort(), '127.0.0.1', () => announce((server.address() as AddressInfo).port));
