@@ -7,6 +7,7 @@
  *             per idle connection from two heap snapshots: `heap [--connections 1000] [--server quay|ws|net]`)
  *   workload  echo (64 B text, 100 conn x 10 in flight; default) | echo-64k (64 KiB binary, 10 conn) |
  *             fanout (64 B to 1,000 sessions) | http (hello with wrk, or quay-load without wrk)
+ *   --tls     the server over TLS (its `--tls`), the load on wss:// and https:// (--insecure)
  *
  * How: the server starts under the tool pinned to core 0 (taskset), the load (quay-load, or wrk) runs on core
  * 1, then the tool's process group gets SIGINT, as from Ctrl-C in a terminal (the echo servers exit on
@@ -42,6 +43,7 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '1000' },
     server: { type: 'string', default: 'quay' },
+    tls: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -53,12 +55,16 @@ if (values.help || tool === undefined || !TOOLS.includes(tool)) {
   process.exit(values.help ? 0 : 2);
 }
 const durationSec = Number(values.duration);
+const TLS = values.tls === true;
+const TLS_SERVER_ARGS = TLS ? ['--tls'] : [];
+const TLS_LOAD_ARGS = TLS ? ['--insecure'] : [];
+const S = TLS ? 's' : '';
 
 /** The load of a workload, as [command, args] once the port is known. */
 function loadFor(port: number): [string, string[]] {
   const ws = (path: string, args: string[]): [string, string[]] => [
     process.execPath,
-    [CLI, args[0]!, '--url', `ws://127.0.0.1:${port}${path}`, ...args.slice(1), '--duration', String(durationSec), '--warmup', '1', '--quiet'],
+    [CLI, args[0]!, '--url', `ws${S}://127.0.0.1:${port}${path}`, ...args.slice(1), ...TLS_LOAD_ARGS, '--duration', String(durationSec), '--warmup', '1', '--quiet'],
   ];
   switch (workload) {
     case 'echo':
@@ -68,8 +74,8 @@ function loadFor(port: number): [string, string[]] {
     case 'fanout':
       return ws('/broadcast', ['fanout', '--receivers', '1000', '--inflight', '10', '--size', '64']);
     case 'http':
-      if (existsSync(WRK)) return [WRK, ['-t1', '-c100', `-d${durationSec}s`, `http://127.0.0.1:${port}/hello`]];
-      return [process.execPath, [CLI, 'http', '--url', `http://127.0.0.1:${port}/hello`, '-c', '100', '--duration', String(durationSec), '--quiet']];
+      if (existsSync(WRK)) return [WRK, ['-t1', '-c100', `-d${durationSec}s`, `http${S}://127.0.0.1:${port}/hello`]];
+      return [process.execPath, [CLI, 'http', '--url', `http${S}://127.0.0.1:${port}/hello`, '-c', '100', ...TLS_LOAD_ARGS, '--duration', String(durationSec), '--quiet']];
     default:
       console.error(`unknown workload ${workload}: echo, echo-64k, fanout or http`);
       process.exit(2);
@@ -81,8 +87,8 @@ function startProfiled(): ChildProcess {
   mkdirSync(DEST, { recursive: true });
   const node =
     tool === 'cpu-prof'
-      ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', join(DEST, 'cpu-prof'), SERVER]
-      : [process.execPath, CLINIC, tool!, '--open=false', '--dest', DEST, '--', process.execPath, SERVER];
+      ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', join(DEST, 'cpu-prof'), SERVER, ...TLS_SERVER_ARGS]
+      : [process.execPath, CLINIC, tool!, '--open=false', '--dest', DEST, '--', process.execPath, SERVER, ...TLS_SERVER_ARGS];
   const argv = HAVE_TASKSET ? ['taskset', '-c', SERVER_CORE, ...node] : node;
   // detached: its own process group, so that stopping it is a Ctrl-C (SIGINT to the whole group), which is what
   // the tools expect (0x, under clinic flame, waits for the server to exit on its own SIGINT); cwd .clinic/:
@@ -180,14 +186,14 @@ async function runHeap(): Promise<void> {
   const n = Number(values.connections);
   const dir = join(DEST, 'heap');
   mkdirSync(dir, { recursive: true });
-  const server = await startServerProcess(script, { cwd: dir });
+  const server = await startServerProcess(script, { cwd: dir, args: TLS_SERVER_ARGS });
   try {
     // Warm-up: compile the hot paths and load lazily loaded modules, so that the difference is per connection.
-    for (const o of await openMany(server.port, 100, 'active', 64, 5000)) await o.close();
-    const before = (await httpGet(server.port, '/heapsnapshot')).trim();
-    const openers = await openMany(server.port, n, 'idle', 64, 5000);
+    for (const o of await openMany(server.port, 100, 'active', 64, 5000, TLS)) await o.close();
+    const before = (await httpGet(server.port, '/heapsnapshot', 60_000, TLS)).trim();
+    const openers = await openMany(server.port, n, 'idle', 64, 5000, TLS);
     const opened = openers.reduce((a, o) => a + o.opened, 0);
-    const after = (await httpGet(server.port, '/heapsnapshot')).trim();
+    const after = (await httpGet(server.port, '/heapsnapshot', 60_000, TLS)).trim();
     for (const o of openers) await o.close();
     const a = summarizeHeapSnapshot(before);
     const b = summarizeHeapSnapshot(after);
