@@ -5,12 +5,14 @@
  * No compression (permessage-deflate is off by default, as in the ws peer), except on /echo-deflate: the echo with
  * permessage-deflate accepted when the client offers it (threshold 1024, as ws's). Prints `listening PORT`; `--port N`.
  *
- *   node [--expose-gc] dist/perf/servers/echo-quay.js [--port 0] [--idle-timeout-ms 300000]
+ *   node [--expose-gc] dist/perf/servers/echo-quay.js [--port 0] [--idle-timeout-ms 300000] [--tls]
+ *
+ * `--tls`: https and wss on the same port (quay's `tls` option, the test certificate of args.ts).
  */
 import { parseArgs } from 'node:util';
 import { Router, Server, WebSocketUpgradeHandler, broadcast } from '../../lib/index.js';
 import type { Request, Response, WebSocketListener, WebSocketSession } from '../../lib/index.js';
-import { announce, exitOnSignal, serverPort } from './args.js';
+import { announce, exitOnSignal, serverPort, serverTls } from './args.js';
 import { heapSnapshotPath, memoryStatsJson } from './stats.js';
 
 exitOnSignal();
@@ -61,6 +63,7 @@ const router = new Router()
     void res.send(200, heapSnapshotPath(), 'text/plain');
   });
 
-const server = new Server({ port: serverPort(), host: '127.0.0.1', idleTimeoutMs }, router);
+const tls = serverTls();
+const server = new Server({ port: serverPort(), host: '127.0.0.1', idleTimeoutMs, ...(tls === undefined ? {} : { tls }) }, router);
 const { port } = await server.start();
 announce(port);
