@@ -1,6 +1,6 @@
 /**
  * quay-load over TLS: every workload against `ws` on node:https and node:https itself (certificates from the
- * test CA of examples/certificates.ts), with --ca and with --insecure; and TLS failures counted as `tls` errors
+ * test CA of examples/certificates.ts), with --ca and with --insecure, and echo and http against quay's `tls`; and TLS failures counted as `tls` errors
  * with node:tls's code (an untrusted, self-signed or wrong-host certificate, a server that does not speak TLS or
  * closes during the handshake), a stalled handshake as a timeout. Counts and kinds only, never timings.
  */
@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer } from 'ws';
+import { Router, Server, WebSocketUpgradeHandler } from '../lib/index.js';
+import type { WebSocketSession } from '../lib/index.js';
 import { testCertificates } from '../examples/certificates.js';
 import { defaultOptions, parseOptions } from '../perf/load/options.js';
 import type { LoadOptions, WorkloadName } from '../perf/load/options.js';
@@ -127,6 +129,32 @@ t.test('http over https: every request answered 200, with and without pipelining
     t.equal(report.sent, report.received, 'every request answered');
     t.same(Object.keys(report.statuses!), ['200']);
   }
+});
+
+t.test('against quay over TLS: echo and http on the same port', async (t) => {
+  const router = new Router()
+    .route(
+      '/echo',
+      new WebSocketUpgradeHandler({
+        accept: () => ({
+          onText(s: WebSocketSession, text: string) {
+            s.send(text);
+          },
+        }),
+      }),
+    )
+    .route('/hello', (_request, response) => void response.end(hello));
+  const quay = new Server({ port: 0, host: '127.0.0.1', tls: { key: certs.server.key, cert: certs.server.cert } }, router);
+  const { port: p } = await quay.start();
+  t.teardown(() => quay.stop(1000));
+  const echoRun = await runLoad(opts('echo', `wss://localhost:${p}/echo`, TRUST, { connections: 4, inflight: 4 }));
+  t.same(echoRun.report.errors, NO_ERRORS);
+  t.ok(echoRun.report.count > 0);
+  t.equal(echoRun.report.sent, echoRun.report.received, 'sent = received');
+  const httpRun = await runLoad(opts('http', `https://127.0.0.1:${p}/hello`, TRUST, { connections: 4, pipelining: 2 }));
+  t.same(httpRun.report.errors, NO_ERRORS);
+  t.equal(httpRun.report.sent, httpRun.report.received, 'every request answered');
+  t.same(Object.keys(httpRun.report.statuses!), ['200']);
 });
 
 t.test('--insecure: a certificate no trusted CA signed is accepted', async (t) => {
