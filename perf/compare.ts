@@ -170,62 +170,40 @@ const WORKLOADS: readonly Workload[] = [
   },
 ];
 
-/** Issue 11: the same servers over TLS (`--tls`), their goals against ws on node:https, node:https and node:tls. */
+/** A workload of {@link WORKLOADS} over TLS (the same servers started with `--tls`), with issue 11's changes. */
+function overTls(id: string, changes: Partial<Workload> & Pick<Workload, 'id' | 'title' | 'peerName' | 'goal'>): Workload {
+  return { ...WORKLOADS.find((w) => w.id === id)!, ...changes };
+}
+
+/** Issue 11: the same servers over TLS, their goals against ws on node:https, node:https and node:tls. */
 const TLS_WORKLOADS: readonly Workload[] = [
-  {
+  overTls('echo-64', {
     id: 'wss-echo-64',
     title: 'wss echo 64 B text, 100 conn x 10 in flight',
-    unit: 'msgs/s',
     peerName: 'ws on node:https',
-    quay: 'echo-quay',
-    peer: 'echo-ws',
-    raw: 'echo-raw',
-    path: '/echo',
-    loadWorkload: 'echo',
-    loadArgs: ['-c', '100', '--inflight', '10', '--size', '64'],
     goal: { against: 'peer', ratio: 2, text: '>= 2x ws on node:https msgs/s' },
-  },
-  {
+  }),
+  overTls('echo-64k', {
     id: 'wss-echo-64k',
     title: 'wss echo 64 KiB binary, 10 conn x 1 in flight',
-    unit: 'msgs/s',
     peerName: 'ws on node:https',
-    quay: 'echo-quay',
-    peer: 'echo-ws',
-    raw: 'echo-raw',
-    path: '/echo',
-    loadWorkload: 'echo',
-    loadArgs: ['-c', '10', '--inflight', '1', '--size', '65536', '--binary'],
     goal: { against: 'raw', ratio: 0.9, text: '>= 90% of raw node:tls' },
-  },
-  {
+  }),
+  overTls('http', {
     id: 'https-wrk',
     title: 'https hello, 100 conn, keep-alive (wrk)',
-    unit: 'req/s',
     peerName: 'node:https',
-    quay: 'echo-quay',
-    peer: 'http-hello-node',
-    raw: 'http-hello-raw',
-    path: '/hello',
-    loadWorkload: 'http',
-    loadArgs: ['-c', '100', '--pipelining', '1'],
     goal: { against: 'peer', ratio: 1.3, text: '>= 1.3x node:https req/s (wrk)' },
-  },
-  {
-    // autocannon is a JS client: on one core it is the limit, not the servers (the CPU per request still compares them).
+  }),
+  // autocannon is a JS client: on one core it is the limit, not the servers (the CPU per request still compares them).
+  overTls('http', {
     id: 'https-autocannon',
     title: 'https hello, 100 conn, keep-alive (autocannon)',
-    unit: 'req/s',
     peerName: 'node:https',
-    quay: 'echo-quay',
-    peer: 'http-hello-node',
-    raw: 'http-hello-raw',
-    path: '/hello',
-    loadWorkload: 'http',
     loader: 'autocannon',
     loadArgs: ['-c', '100'],
     goal: undefined,
-  },
+  }),
 ];
 
 /** The median of the finite values (a failed run is NaN); NaN when there are none. */

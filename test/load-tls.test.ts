@@ -133,16 +133,7 @@ t.test('http over https: every request answered 200, with and without pipelining
 
 t.test('against quay over TLS: echo and http on the same port', async (t) => {
   const router = new Router()
-    .route(
-      '/echo',
-      new WebSocketUpgradeHandler({
-        accept: () => ({
-          onText(s: WebSocketSession, text: string) {
-            s.send(text);
-          },
-        }),
-      }),
-    )
+    .route('/echo', new WebSocketUpgradeHandler({ accept: () => ({ onText: (s: WebSocketSession, text: string) => void s.send(text) }) }))
     .route('/hello', (_request, response) => void response.end(hello));
   const quay = new Server({ port: 0, host: '127.0.0.1', tls: { key: certs.server.key, cert: certs.server.cert } }, router);
   const { port: p } = await quay.start();
