@@ -31,7 +31,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HAVE_TASKSET, PERF_DIR, fmt, median as medianOf, runLoad, startServer } from './lib.js';
@@ -426,6 +426,7 @@ function markdown(rows: readonly Row[], verdicts: readonly Verdict[], memory: Aw
         ? 'every server over TLS (`--tls`: the test certificate of examples/certificates.ts, ECDSA P-256), the raw node:tls ceiling ' +
           `measured once per workload (in every pair for wss-echo-64k, whose goal is relative to it); ${Math.round(elapsedSec)} s in all. `
         : `the raw node:net ceiling measured once per workload (in every pair for echo-64k, whose goal is relative to it); ${Math.round(elapsedSec)} s in all. `) +
+      `Load average (1 min) ${loadBefore.toFixed(2)} before the run, ${loadavg()[0]!.toFixed(2)} after. ` +
       `Command: \`npm run build && node dist/perf/compare.js${commandFlags()}\`, which runs:`,
     '',
     '```',
@@ -463,6 +464,8 @@ if (!existsSync(CLI)) {
 const only = values.only === undefined ? undefined : new Set(values.only.split(','));
 const selected = (TLS ? TLS_WORKLOADS : WORKLOADS).filter((w) => only === undefined || only.has(w.id));
 const started = Date.now();
+/** The 1-minute load average before the run: other work on the machine shows in it (and in the per-pair ratios). */
+const loadBefore = loadavg()[0]!;
 const rows: Row[] = [];
 for (const w of selected) {
   const rawServer = w.raw;
