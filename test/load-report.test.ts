@@ -241,7 +241,7 @@ t.test('options: defaults, checks, exit-2 errors', async (t) => {
     [['echo', '--url', 'ws://h/', '--frobnicate'], /frobnicate/],
     [['echo', 'fanout', '--url', 'ws://h/'], /one workload/],
     [['selftest', '--server-thread', 'gpu'], /worker or main/],
-    [['idle', '--url', 'ws://h/', '--heap-url', 'ws://h/'], /http:\/\//],
+    [['idle', '--url', 'ws://h/', '--heap-url', 'ws://h/'], /http:\/\/ or https:\/\//],
   ];
   for (const [argv, message] of bad) t.throws(() => parseOptions(argv), { name: 'OptionsError', code: 'LOAD_BAD_OPTION', message }, argv.join(' '));
   t.ok(new OptionsError('x') instanceof Error);

@@ -28,7 +28,11 @@ const NO_ERRORS = { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, ti
 
 // ws on node:https: /echo, /broadcast, and HTTP hello on every other path.
 const hello = Buffer.from('hello world\n');
-const https = createHttpsServer({ key: certs.server.key, cert: certs.server.cert }, (_req, res) => {
+const https = createHttpsServer({ key: certs.server.key, cert: certs.server.cert }, (req, res) => {
+  if (req.url === '/memory') {
+    res.end(JSON.stringify({ heapUsed: process.memoryUsage().heapUsed }));
+    return;
+  }
   res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': hello.length });
   res.end(hello);
 });
@@ -114,11 +118,13 @@ t.test('fanout and idle over wss', async (t) => {
   t.equal(fan.report.receiverMin, fan.report.sent);
 
   const before = secureConnections;
-  const idle = await runLoad(opts('idle', wss('/echo'), TRUST, { connections: 40, durationSec: 0.1, sourceAddresses: ['127.0.0.1', '127.0.0.2'] }));
+  const heapUrl = `https://localhost:${port}/memory`;
+  const idle = await runLoad(opts('idle', wss('/echo'), [...TRUST, '--heap-url', heapUrl], { connections: 40, durationSec: 0.1, sourceAddresses: ['127.0.0.1', '127.0.0.2'] }));
   t.same(idle.report.errors, NO_ERRORS);
+  t.type(idle.report.targetHeapBytesPerConnection, 'number', 'the heap read over https (--heap-url), verified with --ca');
   t.equal(idle.report.opened, 40, 'every connection opened (TLS, then the WebSocket handshake)');
   t.equal(idle.report.closed, 40, 'and closed');
-  t.equal(secureConnections - before, 40);
+  t.equal(secureConnections - before, 40 + 2, 'a TLS handshake per connection, and per heap reading (before, after)');
 });
 
 t.test('http over https: every request answered 200, with and without pipelining', async (t) => {

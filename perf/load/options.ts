@@ -54,7 +54,10 @@ export interface LoadOptions {
   timeoutSec: number;
   /** Connections being opened at once. */
   openConcurrency: number;
-  /** A URL answering JSON with `heapUsed` (process.memoryUsage()), for the target's heap per connection (idle). */
+  /**
+   * A URL answering JSON with `heapUsed` (process.memoryUsage()), for the target's heap per connection (idle);
+   * http:// or https:// (verified as --ca and --insecure say).
+   */
   heapUrl: string | undefined;
   /** selftest: run the raw echo server on a worker thread (own core) or on the main thread (shared). */
   serverThread: 'worker' | 'main';
@@ -116,7 +119,8 @@ Options:
   --rate-interval MS        sampling interval of the rate timeline (default 1000)
   --pid PID                 idle: the target's PID, for its RSS per connection (/proc/PID/status)
   --heap-url URL            idle: a URL answering JSON with "heapUsed" (e.g. process.memoryUsage() after
-                            gc()), for the target's heap per connection; omitted otherwise
+                            gc()), for the target's heap per connection; omitted otherwise. https:// is
+                            verified as --ca and --insecure say
   --source-addresses LIST   comma-separated local addresses to connect from, round robin
                             (e.g. 127.0.0.1,127.0.0.2): each has its own ephemeral ports
   -p, --pipelining P        http: requests in flight per connection (default 1)
@@ -213,9 +217,11 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
     plot: values.plot,
     quiet: values.quiet === true,
   };
-  if ((options.insecure || options.ca !== undefined) && !isTlsUrl(url)) throw new OptionsError('--insecure and --ca are for wss:// and https:// URLs');
+  if ((options.insecure || options.ca !== undefined) && !isTlsUrl(url) && !isTlsUrl(options.heapUrl ?? '')) {
+    throw new OptionsError('--insecure and --ca are for wss:// and https:// URLs');
+  }
   if (options.deflate && workload !== 'echo') throw new OptionsError('--deflate is an option of the echo workload');
-  if (options.heapUrl !== undefined && !/^http:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// URL');
+  if (options.heapUrl !== undefined && !/^https?:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// or https:// URL');
   if (options.plot !== undefined && !/\.(svg|html?)$/i.test(options.plot)) throw new OptionsError('--plot FILE must end in .svg or .html');
   return options;
 }

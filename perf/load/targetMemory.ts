@@ -1,6 +1,14 @@
 /** The target's memory, for the idle workload's bytes per connection. */
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
+
+/** How an https:// heap URL is verified: the run's --ca and --insecure. */
+export interface HeapUrlTls {
+  ca?: string | undefined;
+  rejectUnauthorized: boolean;
+}
 
 /** Resident set size of a process in bytes, from /proc/PID/status (VmRSS, in kB); undefined where unavailable. */
 export function readRss(pid: number): number | undefined {
@@ -15,11 +23,12 @@ export function readRss(pid: number): number | undefined {
 /**
  * The target's heap in bytes, from a URL answering JSON with a numeric `heapUsed` (what
  * `process.memoryUsage()` returns; a server started with --expose-gc should call gc() first for a stable figure).
- * Undefined when the URL does not answer that within the timeout.
+ * Undefined when the URL does not answer that within the timeout. An https:// URL is verified as `tls` says.
  */
-export function fetchHeapUsed(url: string, timeoutMs = 2000): Promise<number | undefined> {
+export function fetchHeapUsed(url: string, timeoutMs = 2000, tls: HeapUrlTls = { rejectUnauthorized: true }): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const request = get(url, { timeout: timeoutMs, agent: false }, (response) => {
+    const options = { timeout: timeoutMs, agent: false };
+    const onResponse = (response: IncomingMessage): void => {
       const chunks: Buffer[] = [];
       response.on('data', (c: Buffer) => chunks.push(c));
       response.on('end', () => {
@@ -31,7 +40,10 @@ export function fetchHeapUsed(url: string, timeoutMs = 2000): Promise<number | u
         }
       });
       response.on('error', () => resolve(undefined));
-    });
+    };
+    const request = url.startsWith('https:')
+      ? httpsGet(url, { ...options, rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca === undefined ? {} : { ca: tls.ca }) }, onResponse)
+      : get(url, options, onResponse);
     request.on('timeout', () => request.destroy());
     request.on('error', () => resolve(undefined));
   });

@@ -28,7 +28,8 @@ export class IdleWorkload extends WsWorkload {
     const m = this.m;
     const n = o.connections;
     const rssBefore = o.pid === undefined ? undefined : readRss(o.pid);
-    const heapBefore = o.heapUrl === undefined ? undefined : await fetchHeapUsed(o.heapUrl);
+    const heapTls = { ca: o.ca, rejectUnauthorized: !o.insecure };
+    const heapBefore = o.heapUrl === undefined ? undefined : await fetchHeapUsed(o.heapUrl, undefined, heapTls);
 
     m.beginMeasuring();
     const openStart = performance.now();
@@ -45,7 +46,7 @@ export class IdleWorkload extends WsWorkload {
         extras.targetRssBytes = { before: rssBefore, open: rssOpen, settled: rssSettled };
         if (this.openedCount > 0) extras.targetRssBytesPerConnection = Math.round((rssSettled - rssBefore) / this.openedCount);
       }
-      const heapSettled = heapBefore === undefined ? undefined : await fetchHeapUsed(o.heapUrl!);
+      const heapSettled = heapBefore === undefined ? undefined : await fetchHeapUsed(o.heapUrl!, undefined, heapTls);
       if (heapBefore !== undefined && heapSettled !== undefined && this.openedCount > 0) {
         extras.targetHeapBytesPerConnection = Math.round((heapSettled - heapBefore) / this.openedCount);
       }
