@@ -10,6 +10,7 @@ import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import { Agent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import { ByteBufferPool } from '../lib/buffers/index.js';
 import { Server } from '../lib/http/Server.js';
@@ -266,6 +267,23 @@ t.test('handshake failures are counted by kind, reported once with counts, never
   const agent = new Agent({ ca: certs.ca.cert });
   t.teardown(() => agent.destroy());
   t.equal((await httpsGet(port, '/', agent)).status, 200);
+});
+
+t.test('a client that refuses our certificate in the handshake (openssl s_client, no CA) is counted as certificate', async (t) => {
+  const { server, port } = await startTls(t, (_req, res) => res.send(200, 'ok'));
+  // openssl verifies during the handshake and sends an unknown_ca alert (RFC 8446 §6.2), as browsers do; node:tls
+  // clients verify after it, so they cannot show this kind.
+  const client = spawn('openssl', ['s_client', '-connect', `${HOST}:${port}`, '-servername', 'localhost', '-verify_return_error'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  t.teardown(() => {
+    if (client.exitCode === null && client.pid !== undefined) process.kill(client.pid);
+  });
+  client.stdin.end();
+  const code = await within(new Promise<number | null>((resolve) => client.once('exit', resolve)), 5000, 'openssl s_client to give up');
+  t.not(code, 0, 'the client refused');
+  await until(() => server.stats().tls!.handshakeFailures.certificate === 1, 3000, 'counted as certificate');
+  t.equal(server.stats().tls!.handshakes, 0);
 });
 
 t.test('a peer that stalls mid-handshake is closed at tlsHandshakeTimeoutMs, even while it trickles bytes', async (t) => {
