@@ -140,6 +140,7 @@ t.test('https: 200 keep-alive requests over one TLS connection; request.secure a
   t.equal(stats.tls?.handshakes, 1, 'one handshake');
   t.equal(stats.errors, 0);
   t.match(server.dump(), /TLS handshakes=1 failed: none/);
+  t.match(server.dump(), /SocketEndPoint#\d+ .* tls=TLSv1\.3/, 'the endpoint line names the TLS version');
 });
 
 t.test('a plain server says secure false and has no TLS stats', async (t) => {

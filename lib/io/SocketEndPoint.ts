@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { RetainableBuffer } from '../buffers/RetainableBuffer.js';
 import { EndPoint } from './EndPoint.js';
 import type { EndPointOptions } from './EndPoint.js';
@@ -52,6 +53,14 @@ export class SocketEndPoint extends EndPoint {
   /** True over a `TLSSocket` (accepted by a TLS manager, connected with `tls`, or adopted from node:https). */
   override get secure(): boolean {
     return (this.socket as { encrypted?: boolean }).encrypted === true;
+  }
+
+  /** With the TLS version once the handshake is done (`TLSv1.3`), for `dump()`. */
+  override describe(): string {
+    const line = super.describe();
+    if (!this.secure) return line;
+    const version = (this.socket as TLSSocket).getProtocol?.();
+    return `${line} tls=${version ?? 'handshaking'}`;
   }
 
   get remoteAddress(): string {
