@@ -396,11 +396,17 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   return { server, room, url: `${scheme}://${host}:${address.port}/`, stop: (graceMs = 5_000) => server.stop(graceMs) };
 }
 
-/** Allows requests without Origin (non-browser clients) and pages served by this host. */
+/**
+ * Allows requests without Origin (non-browser clients) and pages served by this host. Over TLS the page must be an
+ * https: one too: an http: page of the same host and port is another origin (RFC 6454 §4), e.g. one a network
+ * attacker injected. Over plain http an https: origin stays allowed: a proxy may end TLS in front of the chat.
+ */
 function sameOrigin(origin: string | undefined, request: Request): boolean {
   if (origin === undefined) return true;
   try {
-    return new URL(origin).host === request.header('host');
+    const url = new URL(origin);
+    if (request.secure && url.protocol !== 'https:') return false;
+    return url.host === request.header('host');
   } catch {
     return false; // 'null' (a sandboxed frame, a file: page) or garbage
   }
@@ -476,6 +482,8 @@ export interface ChatCertificate {
   tls: ChatTlsOptions;
   /** One line for the console: whose certificate, its names and its SHA-256 fingerprint. */
   description: string;
+  /** For a self-signed certificate: what the browser will say, and what to do. */
+  warning?: string;
 }
 
 /**
@@ -490,9 +498,10 @@ export function chatCertificate(command: ChatCommand): ChatCertificate | undefin
   if (command.tls === 'none') return undefined;
   let tls: ChatTlsOptions;
   let whose: string;
+  const selfSigned = command.tls === 'self-signed';
   if (command.tls === 'self-signed') {
     tls = selfSignedCertificate(certificateHosts(command.host));
-    whose = 'self-signed, made for this run (the browser warns once: accept it to continue)';
+    whose = 'self-signed, made for this run';
   } else {
     tls = { cert: readPem('--cert', command.tls.certFile), key: readPem('--key', command.tls.keyFile) };
     whose = `from ${command.tls.certFile}`;
@@ -507,7 +516,9 @@ export function chatCertificate(command: ChatCommand): ChatCertificate | undefin
   } catch (error) {
     throw new ChatUsageError(`chat: the certificate and key cannot be used together: ${(error as Error).message}`, { cause: error });
   }
-  return { tls, description: `certificate ${whose}; ${names}; SHA-256 ${fingerprint}` };
+  const description = `certificate: ${whose}, for ${names}, SHA-256 ${fingerprint}`;
+  if (!selfSigned) return { tls, description };
+  return { tls, description, warning: 'no CA signed it: the browser warns before it opens the page (accept the risk to go on)' };
 }
 
 /** A bound name worth putting in the certificate: a host name or an IPv4 address, not a wildcard or loopback. */
@@ -539,6 +550,7 @@ async function main(): Promise<void> {
   });
   console.log(`quay chat: ${chat.url} (open it in two browser tabs; Ctrl-C to stop)`);
   if (certificate !== undefined) console.log(`  ${certificate.description}`);
+  if (certificate?.warning !== undefined) console.log(`  ${certificate.warning}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {

@@ -249,7 +249,7 @@ t.test('certificates for --tls: from files (checked against their key) or made f
   };
   const own = chatCertificate({ port: 0, host: '127.0.0.1', tls: { certFile: file('cert.pem', server.cert), keyFile: file('key.pem', server.key) } });
   t.equal(own?.tls.cert, server.cert, 'the file is served as it is');
-  t.match(own?.description, new RegExp(`from .*cert\\.pem; DNS:localhost, IP Address:127\\.0\\.0\\.1; SHA-256 ${new X509Certificate(server.cert).fingerprint256}`));
+  t.match(own?.description, new RegExp(`^certificate: from .*cert\\.pem, for DNS:localhost, IP Address:127\\.0\\.0\\.1, SHA-256 ${new X509Certificate(server.cert).fingerprint256}`));
   t.throws(
     () => chatCertificate({ port: 0, host: '127.0.0.1', tls: { certFile: join(dir, 'cert.pem'), keyFile: file('other.pem', server2.key) } }),
     { code: 'CHAT_USAGE', message: /cannot be used together/ },
@@ -264,7 +264,9 @@ t.test('certificates for --tls: from files (checked against their key) or made f
   t.equal(x509.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1, DNS:chat.test', 'made for localhost, 127.0.0.1 and --host');
   t.ok(x509.checkIssued(x509), 'self-signed');
   t.notOk(x509.checkIssued(new X509Certificate(ca.cert)), 'not the test CA');
-  t.match(made!.description, /self-signed, made for this run/);
+  t.match(made!.description, /^certificate: self-signed, made for this run, for DNS:localhost/);
+  t.match(made!.warning, /the browser warns/);
+  t.equal(own?.warning, undefined, 'no warning for a certificate of your own');
 });
 
 t.test('over TLS: the page over https, the chat over wss on the same port', { skip: OPENSSL_SKIP }, async (t) => {
@@ -313,6 +315,7 @@ t.test('over TLS: the page over https, the chat over wss on the same port', { sk
   t.match(await b.next('members'), { you: 'bob', names: ['alice', 'bob'] });
   a.socket.send(JSON.stringify({ type: 'message', text: 'over wss' }));
   t.match(await b.next('message'), { name: 'alice', text: 'over wss' });
+  t.match(await a.next('message'), { name: 'alice', text: 'over wss' }, 'the sender gets its own message too');
   b.socket.send(JSON.stringify({ type: 'message', text: 'and back' }));
   t.match(await a.next('message'), { name: 'bob', text: 'and back' });
 
@@ -331,7 +334,7 @@ t.test('npm start -- --tls: the chat over https on a free port, stopped by its P
   const cli = runCli(t, ['--tls', '--port', '0']);
   const url = (await cli.line(/^quay chat: /)).match(/https:\/\/127\.0\.0\.1:\d+\//)?.[0];
   t.ok(url, `prints the https URL: ${cli.stdout().split('\n')[0]}`);
-  const fingerprint = (await cli.line(/^ {2}certificate /)).match(/SHA-256 ([0-9A-F:]+)/)?.[1];
+  const fingerprint = (await cli.line(/^ {2}certificate: /)).match(/SHA-256 ([0-9A-F:]+)/)?.[1];
   const page = await httpsFetch(url!, undefined);
   t.equal(page.status, 200);
   t.match(page.body, /<script type="module" src="chat.js">/);
