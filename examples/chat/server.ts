@@ -382,7 +382,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const server = new Server({
     port: options.port ?? 8080,
     host: options.host ?? '127.0.0.1',
-    ...(options.tls === undefined ? {} : { tls: { key: options.tls.key, cert: options.tls.cert } }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
     idleTimeoutMs: 30_000,
     onError: (error: Error, context: ServerErrorContext) => {
       // Refused upgrades (a foreign origin, no `chat` subprotocol) and dropped peers are routine: told only to `log`.
@@ -498,10 +498,11 @@ export function chatCertificate(command: ChatCommand): ChatCertificate | undefin
   if (command.tls === 'none') return undefined;
   let tls: ChatTlsOptions;
   let whose: string;
-  const selfSigned = command.tls === 'self-signed';
+  let warning: string | undefined;
   if (command.tls === 'self-signed') {
     tls = selfSignedCertificate(certificateHosts(command.host));
     whose = 'self-signed, made for this run';
+    warning = 'no CA signed it: the browser warns before it opens the page (accept the risk to go on)';
   } else {
     tls = { cert: readPem('--cert', command.tls.certFile), key: readPem('--key', command.tls.keyFile) };
     whose = `from ${command.tls.certFile}`;
@@ -517,8 +518,7 @@ export function chatCertificate(command: ChatCommand): ChatCertificate | undefin
     throw new ChatUsageError(`chat: the certificate and key cannot be used together: ${(error as Error).message}`, { cause: error });
   }
   const description = `certificate: ${whose}, for ${names}, SHA-256 ${fingerprint}`;
-  if (!selfSigned) return { tls, description };
-  return { tls, description, warning: 'no CA signed it: the browser warns before it opens the page (accept the risk to go on)' };
+  return warning === undefined ? { tls, description } : { tls, description, warning };
 }
 
 /** A bound name worth putting in the certificate: a host name or an IPv4 address, not a wildcard or loopback. */
