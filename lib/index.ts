@@ -32,8 +32,14 @@ export {
   OpenFileLimitError,
   PeerClosedError,
   ShutdownTimeoutError,
+  TlsHandshakeError,
+  TlsHandshakeFailuresError,
+  TlsHandshakeTimeoutError,
   WriteTimeoutError,
 } from './io/errors.js';
+export type { TlsHandshakeFailureKind } from './io/errors.js';
+export type { TlsServerOptions } from './io/TlsServerContext.js';
+export type { TlsStats } from './io/TlsHandshakeFailures.js';
 
 // lib/http
 export { Server } from './http/Server.js';

@@ -322,7 +322,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     this.headDeadline = Infinity;
     this.requests++;
     this._state = this._state === 'CLOSING' ? 'CLOSING' : 'REQUEST';
-    const request = new Request(requestHead, { address: this.endPoint.remoteAddress, port: this.endPoint.remotePort }, this);
+    const request = new Request(requestHead, { address: this.endPoint.remoteAddress, port: this.endPoint.remotePort, secure: this.endPoint.secure }, this);
     const response = new Response(this);
     const ex: Exchange = {
       request,

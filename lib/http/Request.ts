@@ -39,6 +39,8 @@ export class Request implements AsyncIterable<Buffer> {
   /** The client's address. */
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** True when the request came over TLS (https, wss). */
+  readonly secure: boolean;
 
   private chunks: Buffer[] = [];
   private bufferedBytes = 0;
@@ -52,7 +54,7 @@ export class Request implements AsyncIterable<Buffer> {
   /** @internal Made by HttpConnection. */
   constructor(
     head: HttpRequestHead,
-    remote: { address: string; port: number },
+    remote: { address: string; port: number; secure: boolean },
     private readonly source: RequestBodySource,
   ) {
     this.method = head.method;
@@ -75,7 +77,13 @@ export class Request implements AsyncIterable<Buffer> {
     this.isUpgrade = head.upgrade;
     this.remoteAddress = remote.address;
     this.remotePort = remote.port;
+    this.secure = remote.secure;
     if (!head.chunked && head.contentLength <= 0) this.ended = true;
+  }
+
+  /** `'https'` over TLS, else `'http'` (a WebSocket handler reads it as wss / ws). */
+  get scheme(): 'http' | 'https' {
+    return this.secure ? 'https' : 'http';
   }
 
   /** The query, parsed (lazily). */

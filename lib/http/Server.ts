@@ -3,7 +3,8 @@ import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import { SelectorManager } from '../io/SelectorManager.js';
 import type { SelectorManagerStats } from '../io/SelectorManager.js';
 import type { EndPoint } from '../io/EndPoint.js';
-import { ConnectionLimitError, OpenFileLimitError } from '../io/errors.js';
+import { ConnectionLimitError, OpenFileLimitError, TlsHandshakeFailuresError } from '../io/errors.js';
+import type { TlsServerOptions } from '../io/TlsServerContext.js';
 import type { Handler, HandlerFunction } from './Handler.js';
 import { toHandler } from './Handler.js';
 import { ErrorReporter, debug } from './ErrorReporter.js';
@@ -31,6 +32,18 @@ export interface ServerOptions extends HttpConnectionOptions {
    * reported as kind `capacity` once a second. Default: the open-file limit (`ulimit -n`) less 128.
    */
   maxConnections?: number;
+  /**
+   * Serve https and wss instead of http and ws, on the same port and the same handlers, with this certificate and
+   * key (node:tls names: `key`, `cert`, `ca`, `passphrase`, `pfx`, `SNICallback`, `minVersion`...). TLS 1.2 or
+   * newer by default, ALPN `http/1.1`. `request.secure` is then true. See {@link TlsServerOptions}.
+   * @throws (the constructor) what `tls.createSecureContext` throws for a bad key, certificate or passphrase.
+   */
+  tls?: TlsServerOptions;
+  /**
+   * With `tls`: a TLS handshake must be done within this many ms of the accept, else the connection is closed and
+   * counted in `stats().tls.handshakeFailures.timeout`. 0 = none (the idle timeout still applies). Default 10 000.
+   */
+  tlsHandshakeTimeoutMs?: number;
   /** Write-side watermarks of every connection (bytes). */
   highWatermark?: number;
   lowWatermark?: number;
@@ -56,7 +69,8 @@ export interface ServerErrorContext {
    * error, a slow consumer, a pong timeout: the error has a `closeCode`); `io`: a connection closed by an I/O
    * error (reset, broken pipe, write timeout); `capacity`: connections refused at `maxConnections`
    * (`ConnectionLimitError`) or the process at its open-file limit (`OpenFileLimitError`), at most once a second
-   * each, with counts.
+   * each, with counts; `tls`: TLS handshakes failed in the last second, by kind (a `TlsHandshakeFailuresError`,
+   * at most once a second).
    *
    * A handler that fails because its client left (the rejection of its `end()` / `write()` with an
    * `EndPointClosedError`, or of a body read with a `ResponseAbortedError`, rethrown or in the `cause` of its own
@@ -64,7 +78,7 @@ export interface ServerErrorContext {
    * one reset after 100,000 pipelined requests would otherwise make 100,000 reports. The connection's close is
    * reported once, as `io`, when an I/O error (a reset) caused it. `NODE_DEBUG=quay` shows the first per connection.
    */
-  kind: 'handler' | 'bad-request' | 'upgrade' | 'websocket' | 'io' | 'capacity';
+  kind: 'handler' | 'bad-request' | 'upgrade' | 'websocket' | 'io' | 'capacity' | 'tls';
   request?: Request;
   endPoint?: EndPoint;
 }
@@ -95,6 +109,8 @@ export class Server implements HttpErrorReporter {
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(options.idleTickMs === undefined ? {} : { idleTickMs: options.idleTickMs }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(options.tlsHandshakeTimeoutMs === undefined ? {} : { tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs }),
       ...(options.bufferPool === undefined ? {} : { bufferPool: options.bufferPool }),
       ...(options.highWatermark === undefined ? {} : { highWatermark: options.highWatermark }),
       ...(options.lowWatermark === undefined ? {} : { lowWatermark: options.lowWatermark }),
@@ -118,7 +134,22 @@ export class Server implements HttpErrorReporter {
     return this.manager.address();
   }
 
-  /** Connection counters. */
+  /** True when the server speaks https and wss (made with `tls`). */
+  get secure(): boolean {
+    return this.manager.secure;
+  }
+
+  /**
+   * Replaces the certificate (and the rest of `tls`) without a restart: new connections use it, established ones
+   * keep theirs.
+   * @throws IllegalStateError for a server made without `tls`; what `tls.createSecureContext` throws for a bad key
+   * or certificate (the configuration in force then stays).
+   */
+  setSecureContext(tls: TlsServerOptions): void {
+    this.manager.setSecureContext(tls);
+  }
+
+  /** Connection counters (with `tls`: handshakes and their failures by kind). */
   stats(): SelectorManagerStats {
     return this.manager.stats();
   }
@@ -173,7 +204,8 @@ function clip(path: string): string {
  * @internal A connection's close cause that carries a WebSocket close code (ProtocolError, WebSocketSessionError) is a
  * session failure, not an I/O error. Recognised by shape: lib/http sits below lib/websocket and does not import it.
  */
-export function ioErrorKind(error: Error): 'websocket' | 'io' | 'capacity' {
+export function ioErrorKind(error: Error): 'websocket' | 'io' | 'capacity' | 'tls' {
   if (error instanceof ConnectionLimitError || error instanceof OpenFileLimitError) return 'capacity';
+  if (error instanceof TlsHandshakeFailuresError) return 'tls';
   return typeof (error as { closeCode?: unknown }).closeCode === 'number' ? 'websocket' : 'io';
 }

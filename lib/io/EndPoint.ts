@@ -166,6 +166,14 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
     return this.readHolds !== 0;
   }
 
+  /**
+   * True when the transport encrypts (a TLS socket): what `request.secure` reports, and how a handler tells https
+   * from http (Jetty's `EndPoint.isSecure()`).
+   */
+  get secure(): boolean {
+    return false;
+  }
+
   /** The peer's address, kept after close for logs. */
   abstract get remoteAddress(): string;
   abstract get remotePort(): number;

@@ -20,6 +20,12 @@ import {
 } from './errors.js';
 import { defaultMaxConnections, isAtOpenFileLimit, openFileLimit } from './OpenFileLimit.js';
 import { safeToDrop } from './safeToDrop.js';
+import { TlsServerContext } from './TlsServerContext.js';
+import type { TlsServerOptions } from './TlsServerContext.js';
+import { TlsHandshakeConnection } from './TlsHandshakeConnection.js';
+import { TlsHandshakeCounters } from './TlsHandshakeFailures.js';
+import type { TlsStats } from './TlsHandshakeFailures.js';
+import { TlsHandshakeFailuresError } from './errors.js';
 
 /** Options of a {@link SelectorManager}. */
 export interface SelectorManagerOptions extends WatermarkOptions {
@@ -42,6 +48,19 @@ export interface SelectorManagerOptions extends WatermarkOptions {
   bufferPool?: ByteBufferPool;
   /** Sweep period in ms of the scheduler this manager makes when `scheduler` is not given. Default 1000. */
   idleTickMs?: number;
+  /**
+   * Accept TLS only, with this configuration (certificate, key...): every accepted socket is wrapped in a server
+   * `TLSSocket` (ALPN `http/1.1`, TLS 1.2 or newer by default) and gets its connection from `connectionFactory`
+   * once the handshake is done. See {@link TlsServerOptions}. Default: plain TCP.
+   * @throws (the constructor) what `tls.createSecureContext` throws for a bad key or certificate.
+   */
+  tls?: TlsServerOptions;
+  /**
+   * A TLS handshake must be done within this many ms of the accept (activity does not extend it), else the
+   * connection is closed and counted as a `timeout` failure (`stats().tls.handshakeFailures`). 0 = no deadline
+   * (the idle timeout still applies). Default 10 000. Checked by the idle sweep: up to one tick late.
+   */
+  tlsHandshakeTimeoutMs?: number;
   /**
    * Told of every endpoint that closed because of an error (a reset, a broken pipe, a connection callback that
    * threw, a write timeout) and of listener errors. The process is never taken down by them.
@@ -96,6 +115,12 @@ export interface SelectorManagerStats {
   errors: number;
   bytesIn: number;
   bytesOut: number;
+  /**
+   * With `tls`: handshakes done and failed, by kind. A failed handshake is counted here only (not in `errors`),
+   * and reported once a second with the counts of each kind (a {@link TlsHandshakeFailuresError}), never once per
+   * peer: anyone can open a connection and fail a handshake.
+   */
+  tls?: TlsStats;
 }
 
 /** `IDLE --listen()--> STARTED --stop()--> STOPPING --> STOPPED`. `connect()` works in IDLE and STARTED. */
@@ -133,11 +158,20 @@ export class SelectorManager implements EndPointOwner {
   /** Refusals at `maxConnections` not reported yet (reported once a second by `checkCapacity`). */
   private unreportedRefusals = 0;
   private capacityTimer: TimerHandle | undefined;
+  private readonly tlsContext: TlsServerContext | undefined;
+  private readonly tlsCounters: TlsHandshakeCounters | undefined;
+  private readonly tlsHandshakeTimeoutMs: number;
 
   constructor(options: SelectorManagerOptions) {
     this.options = options;
     this.maxConnections = options.maxConnections ?? defaultMaxConnections(openFileLimit());
     if (!(this.maxConnections >= 0)) throw new RangeError(`maxConnections must be >= 0, got ${options.maxConnections}`);
+    this.tlsHandshakeTimeoutMs = options.tlsHandshakeTimeoutMs ?? 10_000;
+    if (!(this.tlsHandshakeTimeoutMs >= 0)) throw new RangeError(`tlsHandshakeTimeoutMs must be >= 0, got ${options.tlsHandshakeTimeoutMs}`);
+    if (options.tls !== undefined) {
+      this.tlsContext = new TlsServerContext(options.tls);
+      this.tlsCounters = new TlsHandshakeCounters();
+    }
     this.ownsScheduler = options.scheduler === undefined;
     this.scheduler = options.scheduler ?? new IdleTimeoutScheduler(options.idleTickMs === undefined ? {} : { tickMs: options.idleTickMs });
   }
@@ -155,6 +189,22 @@ export class SelectorManager implements EndPointOwner {
   /** The bound on open endpoints in force (see `SelectorManagerOptions.maxConnections`). */
   get connectionLimit(): number {
     return this.maxConnections;
+  }
+
+  /** True when the manager accepts TLS (`tls` was given). */
+  get secure(): boolean {
+    return this.tlsContext !== undefined;
+  }
+
+  /**
+   * Replaces the TLS configuration (a renewed certificate) without a restart: connections accepted from now on
+   * use it, established ones keep theirs.
+   * @throws IllegalStateError when the manager was made without `tls`; what `tls.createSecureContext` throws for
+   * a bad key or certificate (the configuration in force then stays).
+   */
+  setSecureContext(options: TlsServerOptions): void {
+    if (this.tlsContext === undefined) throw new IllegalStateError('setSecureContext() needs a manager made with the tls option');
+    this.tlsContext.setSecureContext(options);
   }
 
   /** The open endpoints (accepted and connected). */
@@ -250,7 +300,9 @@ export class SelectorManager implements EndPointOwner {
       bytesIn += endPoint.bytesIn;
       bytesOut += endPoint.bytesOut;
     }
-    return { ...this.counters, open: this._endPoints.size, bytesIn, bytesOut };
+    const stats: SelectorManagerStats = { ...this.counters, open: this._endPoints.size, bytesIn, bytesOut };
+    if (this.tlsCounters !== undefined) stats.tls = this.tlsCounters.stats();
+    return stats;
   }
 
   /**
@@ -266,6 +318,13 @@ export class SelectorManager implements EndPointOwner {
         `open=${s.open} closed=${s.closed} idleExpired=${s.idleExpired} errors=${s.errors} in=${s.bytesIn}B out=${s.bytesOut}B`,
       `+- IdleTimeoutScheduler tick=${this.scheduler.tickMs}ms watching=${this.scheduler.size}`,
     ];
+    if (s.tls !== undefined) {
+      const failures = Object.entries(s.tls.handshakeFailures)
+        .filter(([, n]) => n > 0)
+        .map(([kind, n]) => `${kind}=${n}`)
+        .join(' ');
+      lines.push(`+- TLS handshakes=${s.tls.handshakes} failed: ${failures === '' ? 'none' : failures} (deadline ${this.tlsHandshakeTimeoutMs}ms)`);
+    }
     let i = 0;
     const n = this._endPoints.size;
     for (const endPoint of this._endPoints) {
@@ -301,7 +360,9 @@ export class SelectorManager implements EndPointOwner {
     this.counters.closed++;
     this.counters.bytesIn += endPoint.bytesIn;
     this.counters.bytesOut += endPoint.bytesOut;
-    if (cause instanceof IdleTimeoutError) this.counters.idleExpired++;
+    if (this.tlsCounters !== undefined && isHandshaking(endPoint)) {
+      // Counted by kind by the handshake connection, reported once a second by checkCapacity: not an error of ours.
+    } else if (cause instanceof IdleTimeoutError) this.counters.idleExpired++;
     else if (cause !== undefined && !(cause instanceof PeerClosedError)) {
       this.counters.errors++;
       if (cause instanceof WriteTimeoutError) this.counters.idleExpired++;
@@ -320,6 +381,8 @@ export class SelectorManager implements EndPointOwner {
       this.unreportedRefusals = 0;
       this.reportError(new ConnectionLimitError(refused, this.maxConnections, openFileLimit()), undefined);
     }
+    const failures = this.tlsCounters?.takeUnreported();
+    if (failures !== undefined) this.reportError(new TlsHandshakeFailuresError(failures), undefined);
     if (isAtOpenFileLimit()) {
       this.counters.openFileLimitHits++;
       this.reportError(new OpenFileLimitError(openFileLimit(), this._endPoints.size), undefined);
@@ -338,7 +401,22 @@ export class SelectorManager implements EndPointOwner {
       return;
     }
     this.counters.accepted++;
-    this.attach(socket, this.options.connectionFactory);
+    const tls = this.tlsContext;
+    if (tls === undefined) {
+      this.attach(socket, this.options.connectionFactory);
+      return;
+    }
+    // TLS: the endpoint is made now, over the TLS socket, with a handshake connection that upgrades to the real one
+    // when the handshake is done. So a handshaking peer is an endpoint like any other: counted against
+    // maxConnections, in dump(), timed by the idle sweep, closed by stop().
+    const tlsSocket = tls.wrap(socket);
+    const next = this.options.connectionFactory;
+    const counters = this.tlsCounters!;
+    const sniRequired = tls.sniRequired;
+    const timeoutMs = this.tlsHandshakeTimeoutMs;
+    this.attach(tlsSocket, {
+      newConnection: (endPoint) => new TlsHandshakeConnection(endPoint, tlsSocket, next, counters, sniRequired, timeoutMs),
+    });
   }
 
   private attach(socket: Socket, factory: ConnectionFactory): SocketEndPoint {
@@ -405,6 +483,15 @@ function ignore(): void {}
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error(`connect aborted: ${String(reason)}`);
+}
+
+/** Whether the endpoint is still in its TLS handshake (so its close is a handshake failure). */
+function isHandshaking(endPoint: EndPoint): boolean {
+  try {
+    return endPoint.connection instanceof TlsHandshakeConnection;
+  } catch {
+    return false; // no connection yet
+  }
 }
 
 /** How often refusals are reported and the open-file limit probed. */

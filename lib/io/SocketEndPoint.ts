@@ -49,6 +49,11 @@ export class SocketEndPoint extends EndPoint {
     socket.on('close', onSocketClose);
   }
 
+  /** True over a `TLSSocket` (accepted by a TLS manager, connected with `tls`, or adopted from node:https). */
+  override get secure(): boolean {
+    return (this.socket as { encrypted?: boolean }).encrypted === true;
+  }
+
   get remoteAddress(): string {
     return this._remoteAddress;
   }

@@ -115,3 +115,50 @@ export class OpenFileLimitError extends IoError {
     this.openFileLimit = openFileLimit;
   }
 }
+
+/**
+ * Why a TLS handshake failed, as counted in `stats().tls.handshakeFailures`:
+ * - `timeout`: not done within `tlsHandshakeTimeoutMs` (a peer that opened TCP and stalled);
+ * - `aborted`: the peer closed or reset the connection during the handshake (or opened TCP and sent nothing);
+ * - `plaintext`: the peer spoke plain HTTP to the TLS port;
+ * - `protocol`: no TLS version or application protocol (ALPN) in common, or malformed TLS records;
+ * - `cipher`: no cipher suite, signature algorithm or group in common;
+ * - `sni`: no server name (SNI) where `sniRequired`, or one the `SNICallback` refused;
+ * - `certificate`: the peer refused our certificate (an alert: unknown CA, bad or expired certificate);
+ * - `other`: anything else (the error is in the handshake's `cause`).
+ */
+export type TlsHandshakeFailureKind = 'timeout' | 'aborted' | 'plaintext' | 'protocol' | 'cipher' | 'sni' | 'certificate' | 'other';
+
+/** A server-side TLS handshake failed; `kind` classifies it, `cause` is node:tls's error (when there is one). */
+export class TlsHandshakeError extends IoError {
+  readonly kind: TlsHandshakeFailureKind;
+  constructor(kind: TlsHandshakeFailureKind, message: string, cause?: unknown) {
+    super('TLS_HANDSHAKE_FAILED', `TLS handshake failed (${kind}): ${message}`, cause === undefined ? undefined : { cause });
+    this.kind = kind;
+  }
+}
+
+/** A peer did not finish its TLS handshake within `tlsHandshakeTimeoutMs`. */
+export class TlsHandshakeTimeoutError extends IoError {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super('TLS_HANDSHAKE_TIMEOUT', `TLS handshake not done within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * Handshake failures since the last report, by kind: reported at most once a second (kind `tls` for a Server), so
+ * that a scanner or a misconfigured client fleet makes one line a second, not one per peer.
+ */
+export class TlsHandshakeFailuresError extends IoError {
+  readonly failures: Readonly<Partial<Record<TlsHandshakeFailureKind, number>>>;
+  constructor(failures: Partial<Record<TlsHandshakeFailureKind, number>>) {
+    const total = Object.values(failures).reduce((a, b) => a + (b ?? 0), 0);
+    const list = Object.entries(failures)
+      .map(([kind, n]) => `${kind} ${n}`)
+      .join(', ');
+    super('TLS_HANDSHAKE_FAILURES', `${total} TLS handshake${total === 1 ? '' : 's'} failed in the last second (${list})`);
+    this.failures = failures;
+  }
+}
