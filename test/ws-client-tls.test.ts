@@ -1,6 +1,7 @@
 /**
  * The WebSocket client over TLS (wss://): against `ws` on a node:https server (echo, permessage-deflate, the close
- * handshake, mutual TLS), and raw node:tls / node:net servers for the failures (every certificate refusal with its
+ * handshake, mutual TLS), against quay's own TLS server (and `ws`'s client against that server), and raw node:tls /
+ * node:net servers for the failures (every certificate refusal with its
  * 'WS_TLS_*' code, a protocol version no one shares, a reset or a non-TLS server mid-handshake, a server that
  * never answers the ClientHello).
  */
@@ -12,9 +13,11 @@ import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { TLSSocket, TlsOptions } from 'node:tls';
-import { WebSocketServer } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { WebSocket as WsSocket } from 'ws';
 import { ByteBufferPool } from '../lib/buffers/index.js';
+import { Server } from '../lib/http/Server.js';
+import { WebSocketUpgradeHandler } from '../lib/websocket/WebSocketUpgradeHandler.js';
 import { WebSocketClient } from '../lib/websocket/WebSocketClient.js';
 import type { WebSocketConnectOptions } from '../lib/websocket/WebSocketClient.js';
 import { HandshakeError } from '../lib/websocket/HandshakeResponse.js';
@@ -410,4 +413,121 @@ t.test('no rejection of a dropped wss:// connect reaches unhandledRejection', as
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.same(unhandled, [], 'none reached unhandledRejection');
   t.ok(await eventually(() => stall.closed() === 1), 'the stalled socket was destroyed');
+});
+
+// ------------------------------------------------------------------------------------------------ quay <-> quay
+
+/** What the quay wss server saw. */
+interface QuayLog {
+  /** request.secure and request.scheme of each upgrade. */
+  seen: string[];
+  closes: [number, string][];
+}
+
+/**
+ * quay's own server over TLS (`new Server({ tls })`): echoes text and binary on /echo, subprotocol 'chat',
+ * permessage-deflate when offered; 'close:<code>' makes it close with that code.
+ */
+async function quayWssServer(t: Test): Promise<{ server: Server; url: string; log: QuayLog }> {
+  const log: QuayLog = { seen: [], closes: [] };
+  const handler = new WebSocketUpgradeHandler({
+    subprotocols: ['chat'],
+    perMessageDeflate: { threshold: 64 },
+    accept: (request) => {
+      log.seen.push(`${request.secure} ${request.scheme}`);
+      return {
+        onText(session, text) {
+          if (text.startsWith('close:')) session.close(Number(text.slice(6)), 'server says bye');
+          else void session.sendText(text);
+        },
+        onBinary(session, data) {
+          void session.sendBinary(data);
+        },
+        onClose(_session, code, reason) {
+          log.closes.push([code, reason]);
+        },
+      };
+    },
+  });
+  const pool = new ByteBufferPool({ debug: true });
+  const server = new Server({ port: 0, host: HOST, bufferPool: pool, tls: certs.server }, handler);
+  const { port } = await server.start();
+  t.teardown(async () => {
+    await server.stop(500);
+    pool.assertNoLeaks();
+  });
+  return { server, url: `wss://${HOST}:${port}/echo`, log };
+}
+
+t.test('quay client -> quay wss server: echo, permessage-deflate, concurrent connections, close both ways', async (t) => {
+  const { server, url, log } = await quayWssServer(t);
+  const client = newClient(t);
+  const recorder = new Recorder();
+  const session = await client.connect(url, { ca: certs.ca.cert, protocols: ['chat'], perMessageDeflate: true, listener: recorder });
+  t.equal(session.protocol, 'chat');
+  t.match(session.extensions, /permessage-deflate/);
+  t.same(log.seen, ['true https'], 'the handler sees a secure request');
+  await session.sendText('hello quay over tls');
+  t.equal(await recorder.next(), 'hello quay over tls');
+  const big = Buffer.alloc(200_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+  await session.sendBinary(big);
+  const echoed = await recorder.next();
+  t.ok(Buffer.isBuffer(echoed) && big.equals(echoed), '200 kB binary echoed intact');
+
+  // 20 more at once: one secure context for all of them on the client, one TLS handshake each on the server.
+  const recorders = Array.from({ length: 20 }, () => new Recorder());
+  const sessions = await Promise.all(recorders.map((listener) => client.connect(url, { ca: certs.ca.cert, listener })));
+  await Promise.all(sessions.map((s, i) => s.sendText(`n${i}`)));
+  t.same(await Promise.all(recorders.map((r) => r.next())), recorders.map((_r, i) => `n${i}`), 'each echoed its own');
+  t.equal(server.stats().tls?.handshakes, 21, 'the server counted 21 TLS handshakes');
+  for (const s of sessions) s.close(1000, 'many');
+  await Promise.all(recorders.map((r) => r.closed));
+
+  session.close(1000, 'client bye');
+  t.equal((await recorder.closed)[0], 1000, 'the server answered our close');
+  const other = new Recorder();
+  const second = await client.connect(url, { ca: certs.ca.cert, listener: other });
+  await second.sendText('close:4002');
+  t.same(await other.closed, [4002, 'server says bye'], 'closed by the server over TLS');
+  t.ok(await eventually(() => log.closes.length === 22), 'the server saw every close');
+  t.same(log.closes.filter(([, reason]) => reason === 'client bye'), [[1000, 'client bye']]);
+  t.ok(await eventually(() => client.stats().open === 0 && server.stats().open === 0), 'every TLS socket closed on both sides');
+});
+
+t.test('quay client -> quay wss server after setSecureContext: the new certificate is checked, the open session lives', async (t) => {
+  const { server, url } = await quayWssServer(t);
+  const client = newClient(t);
+  const recorder = new Recorder();
+  const session = await client.connect(url, { ca: certs.ca.cert, listener: recorder });
+  server.setSecureContext(certs.expired);
+  await expectHandshakeError(t, client.connect(url, { ca: certs.ca.cert }), 'WS_TLS_CERT_EXPIRED');
+  server.setSecureContext(certs.wrongHost);
+  await expectHandshakeError(t, client.connect(url, { ca: certs.ca.cert }), 'WS_TLS_HOST_MISMATCH');
+  await session.sendText('still here');
+  t.equal(await recorder.next(), 'still here', 'the established session keeps its TLS connection');
+  server.setSecureContext(certs.server2);
+  await echoOnce(t, client, url, { ca: certs.ca.cert });
+  session.close(1000);
+  await recorder.closed;
+});
+
+t.test('ws client -> quay wss server: subprotocol, permessage-deflate, close initiated by the server', async (t) => {
+  const { url, log } = await quayWssServer(t);
+  const ws = new WebSocket(url, ['chat'], { ca: certs.ca.cert, perMessageDeflate: { threshold: 0 } });
+  t.teardown(() => ws.terminate());
+  const opened = new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+  await opened;
+  t.equal(ws.protocol, 'chat');
+  t.match(ws.extensions, /permessage-deflate/);
+  t.same(log.seen, ['true https']);
+  const text = 'ws to quay over tls, compressed '.repeat(500);
+  const echo = new Promise<string>((resolve) => ws.once('message', (data: Buffer) => resolve(data.toString())));
+  ws.send(text);
+  t.equal(await echo, text, 'echoed, compressed both ways');
+  const closed = new Promise<[number, string]>((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve([code, reason.toString()])));
+  ws.send('close:4003');
+  t.same(await closed, [4003, 'server says bye']);
+  t.ok(await eventually(() => log.closes.length === 1));
+  t.equal(log.closes[0]![0], 4003, 'ws answered the close');
 });
