@@ -22,51 +22,14 @@ import { WebSocketClient } from '../lib/websocket/WebSocketClient.js';
 import type { WebSocketConnectOptions } from '../lib/websocket/WebSocketClient.js';
 import { HandshakeError } from '../lib/websocket/HandshakeResponse.js';
 import type { HandshakeErrorCode } from '../lib/websocket/HandshakeResponse.js';
-import type { WebSocketListener } from '../lib/websocket/WebSocketListener.js';
 import type { WebSocketSession } from '../lib/websocket/WebSocketSession.js';
 import { testCertificates } from '../examples/certificates.js';
+import { Recorder, eventually } from './support/wsRecorder.js';
 
 const HOST = '127.0.0.1';
 const certs = testCertificates();
 
 // ------------------------------------------------------------------------------------------------ helpers
-
-/** Records a session's events; `next()` awaits the next message, `closed` the close. */
-class Recorder implements WebSocketListener {
-  readonly events: string[] = [];
-  private readonly inbox: (string | Buffer)[] = [];
-  private waiting: ((message: string | Buffer) => void) | undefined;
-  private closeResolve!: (result: [number, string]) => void;
-  readonly closed = new Promise<[number, string]>((resolve) => (this.closeResolve = resolve));
-
-  onOpen(): void {
-    this.events.push('open');
-  }
-  onText(_s: WebSocketSession, text: string): void {
-    this.deliver(text);
-  }
-  onBinary(_s: WebSocketSession, data: Buffer): void {
-    this.deliver(Buffer.from(data));
-  }
-  onClose(_s: WebSocketSession, code: number, reason: string): void {
-    this.events.push(`close:${code}`);
-    this.closeResolve([code, reason]);
-  }
-  next(): Promise<string | Buffer> {
-    const queued = this.inbox.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    return new Promise((resolve) => (this.waiting = resolve));
-  }
-  private deliver(message: string | Buffer): void {
-    const waiter = this.waiting;
-    if (waiter === undefined) {
-      this.inbox.push(message);
-      return;
-    }
-    this.waiting = undefined;
-    waiter(message);
-  }
-}
 
 /** A private client per test (debug buffer pool: every scratch buffer must be back at the end). */
 function newClient(t: Test, tickMs = 50): WebSocketClient {
@@ -137,6 +100,11 @@ async function tlsServer(t: Test, options: TlsOptions): Promise<{ port: number; 
     sockets.push(socket);
   });
   server.on('tlsClientError', () => {});
+  return { port: await listenUntilTeardown(t, server, sockets), sockets };
+}
+
+/** Listens on 127.0.0.1, a free port; at teardown destroys `sockets` (the server's side) and closes. */
+async function listenUntilTeardown(t: Test, server: NetServer, sockets: Iterable<Socket>): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, HOST, () => resolve()));
   t.teardown(
     () =>
@@ -145,7 +113,7 @@ async function tlsServer(t: Test, options: TlsOptions): Promise<{ port: number; 
         server.close(() => resolve());
       }),
   );
-  return { port: (server.address() as AddressInfo).port, sockets };
+  return (server.address() as AddressInfo).port;
 }
 
 /**
@@ -167,15 +135,7 @@ async function tcpServer(t: Test, onData: (socket: Socket) => void = () => {}): 
       sockets.delete(socket);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, HOST, () => resolve()));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as AddressInfo).port, accepted: () => accepted, closed: () => closed };
+  return { port: await listenUntilTeardown(t, server, sockets), accepted: () => accepted, closed: () => closed };
 }
 
 /** Awaits a rejection with a HandshakeError of `code` and returns it. */
@@ -191,13 +151,15 @@ async function expectHandshakeError(t: Test, promise: Promise<unknown>, code: Ha
   throw new Error('unreachable');
 }
 
-/** Waits (bounded) until `check` holds. */
-async function eventually(check: () => boolean, rounds = 200): Promise<boolean> {
-  for (let i = 0; i < rounds; i++) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return check();
+/** Sends a text and a `bytes`-long binary message (many TLS records) and checks their echoes. */
+async function echoTextAndBinary(t: Test, session: WebSocketSession, recorder: Recorder, bytes: number): Promise<void> {
+  await session.sendText('hello over tls');
+  t.equal(await recorder.next(), 'hello over tls', 'text echoed');
+  const binary = Buffer.alloc(bytes);
+  for (let i = 0; i < binary.length; i++) binary[i] = (i * 31) & 0xff;
+  await session.sendBinary(binary);
+  const echoed = await recorder.next();
+  t.ok(Buffer.isBuffer(echoed) && binary.equals(echoed), `${bytes} bytes of binary echoed intact`);
 }
 
 /** Opens, echoes one text message, closes cleanly: the certificate was accepted. */
@@ -218,13 +180,7 @@ t.test('echo text and binary over wss:// with the test CA (ws on node:https)', a
   const recorder = new Recorder();
   const session = await client.connect(url, { ca: certs.ca.cert, listener: recorder });
   t.same(recorder.events, ['open']);
-  await session.sendText('hello over tls');
-  t.equal(await recorder.next(), 'hello over tls');
-  const binary = Buffer.alloc(100_000);
-  for (let i = 0; i < binary.length; i++) binary[i] = (i * 31) & 0xff;
-  await session.sendBinary(binary);
-  const echoed = await recorder.next();
-  t.ok(Buffer.isBuffer(echoed) && binary.equals(echoed), '100 kB binary echoed intact (several TLS records)');
+  await echoTextAndBinary(t, session, recorder, 100_000);
   const port = new URL(url).port;
   t.same(log.hosts, [`${HOST}:${port}`], 'the Host field is the URL authority, as over TCP');
   t.same(log.servernames, [''], 'no SNI for an IP literal (RFC 6066 §3)');
@@ -467,13 +423,7 @@ t.test('quay client -> quay wss server: echo, permessage-deflate, concurrent con
   t.equal(session.protocol, 'chat');
   t.match(session.extensions, /permessage-deflate/);
   t.same(log.seen, ['true https'], 'the handler sees a secure request');
-  await session.sendText('hello quay over tls');
-  t.equal(await recorder.next(), 'hello quay over tls');
-  const big = Buffer.alloc(200_000);
-  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
-  await session.sendBinary(big);
-  const echoed = await recorder.next();
-  t.ok(Buffer.isBuffer(echoed) && big.equals(echoed), '200 kB binary echoed intact');
+  await echoTextAndBinary(t, session, recorder, 200_000);
 
   // 20 more at once: one secure context for all of them on the client, one TLS handshake each on the server.
   const recorders = Array.from({ length: 20 }, () => new Recorder());
