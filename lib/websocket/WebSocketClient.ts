@@ -115,8 +115,9 @@ export interface WebSocketClientOptions extends WatermarkOptions {
 
 /**
  * The WebSocket client (RFC 6455 §4.1): opens TCP connections (TLS ones for wss://, RFC 6455 §3) through its own
- * {@link SelectorManager}, performs the opening handshake, and hands each connection to a {@link WebSocketConnection} in the client role (masked
- * frames, §5.3). The sessions have the server's API ({@link WebSocketSession}).
+ * {@link SelectorManager}, performs the opening handshake, and hands each connection to a
+ * {@link WebSocketConnection} in the client role (masked frames, §5.3). The sessions have the server's API
+ * ({@link WebSocketSession}).
  *
  * One client serves any number of connections: they share one idle-timeout scheduler (one timer, which also
  * times the handshakes), so a load test holding 10 000 sessions runs one timer, not 10 000. `stop()` closes
