@@ -311,14 +311,12 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
     const outbound: OutboundOptions = { host: this.target.host, port: this.target.port };
     if (this.options.localAddress !== undefined) outbound.localAddress = this.options.localAddress;
     const tls = this.options.tls;
-    if (tls !== undefined) {
-      outbound.tls = tls;
-      // A TLS server may accept TCP and never answer the ClientHello: a failed handshake (the deadline, stop())
-      // must destroy that socket, where a plain TCP connect ends on its own (connected, refused or timed out by
-      // the OS). Only wss:// pays for the controller.
-      this.abort = new AbortController();
-      outbound.signal = this.abort.signal;
-    }
+    if (tls !== undefined) outbound.tls = tls;
+    // A failed handshake (the deadline, stop()) destroys a socket still connecting: a TLS server may accept TCP and
+    // never answer the ClientHello, and a TCP connect to a host that drops SYNs takes the OS minutes to give up;
+    // either would hold a descriptor long after the Promise rejected.
+    this.abort = new AbortController();
+    outbound.signal = this.abort.signal;
     manager.connect(outbound, this).then(undefined, (error: unknown) => this.onConnectFailed(error));
   }
 
@@ -534,7 +532,7 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
 
   /**
    * The handshake is over either way: stop the deadline, drop the parser, leave the client's books, and give up a
-   * connect still in progress (wss://; a no-op once connected).
+   * connect still in progress (a no-op once connected).
    */
   private end(): void {
     this.deadline?.cancel();
