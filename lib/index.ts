@@ -57,7 +57,8 @@ export type { HttpParserHandler, HttpParserLimits, HttpParserState, HttpRequestH
 export { HttpFields } from './http/HttpFields.js';
 export { generateRequestHead, generateResponseHead, chunkHeader, httpDate } from './http/HttpGenerator.js';
 export { reasonPhrase } from './http/HttpStatus.js';
-export { HttpGeneratorError, HttpParseError, InvalidHeaderError } from './http/errors.js';
+export { HttpGeneratorError, HttpParseError, InvalidHeaderError, StaticRootError } from './http/errors.js';
+export type { StaticRootErrorCode } from './http/errors.js';
 export { ErrorReporter } from './http/ErrorReporter.js';
 export type { ErrorReporterOptions } from './http/ErrorReporter.js';
 export { RequestBodyError, ResponseAbortedError, ResponseStateError } from './http/exchangeErrors.js';

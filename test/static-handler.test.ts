@@ -128,3 +128,28 @@ t.test('large files stream completely', async (t) => {
   t.equal(r.body.length, big.length);
   t.ok(r.body.equals(big));
 });
+
+t.test('a root that does not exist, or is a file, is a StaticRootError when the handler is made', async (t) => {
+  t.throws(() => new StaticHandler({ root: join(dir, 'no-such-folder') }), { name: 'StaticRootError', code: 'STATIC_ROOT_MISSING' });
+  t.throws(() => new StaticHandler({ root: join(root, 'app.js') }), { name: 'StaticRootError', code: 'STATIC_ROOT_NOT_A_DIRECTORY' });
+});
+
+t.test('a root removed after the handler was made answers 404, then serves again once it is back', async (t) => {
+  const gone = mkdtempSync(join(tmpdir(), 'quay-static-gone-'));
+  const errors: Error[] = [];
+  const other = new Server({ port: 0, host: HOST, onError: (e) => void errors.push(e) }, new StaticHandler({ root: gone }));
+  const { port: otherPort } = await other.start();
+  t.teardown(() => other.stop(500));
+  // Removed before the first request: the root itself cannot be resolved.
+  rmSync(gone, { recursive: true, force: true });
+  const missing = await fetch(`http://${HOST}:${otherPort}/a.txt`);
+  t.equal(missing.status, 404, 'no 500 and no stack trace');
+  t.equal(await missing.text(), '404 Not Found\n');
+  mkdirSync(gone);
+  writeFileSync(join(gone, 'a.txt'), 'back');
+  const again = await fetch(`http://${HOST}:${otherPort}/a.txt`);
+  t.equal(again.status, 200, 'looked up again');
+  t.equal(await again.text(), 'back');
+  t.same(errors, [], 'nothing reported');
+  rmSync(gone, { recursive: true, force: true });
+});

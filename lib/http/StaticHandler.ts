@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { extname, join, posix, resolve, sep } from 'node:path';
@@ -6,6 +6,7 @@ import type { Handler } from './Handler.js';
 import type { Request } from './Request.js';
 import type { Response } from './Response.js';
 import { safeToDrop } from '../io/safeToDrop.js';
+import { StaticRootError } from './errors.js';
 
 /** Content types of common extensions. */
 const CONTENT_TYPES: Record<string, string> = {
@@ -42,9 +43,21 @@ export class StaticHandler implements Handler {
   private realRoot: Promise<string> | undefined;
   private readonly options: StaticHandlerOptions;
 
+  /**
+   * @throws StaticRootError when `root` does not exist or is not a directory (checked now, as Jetty's
+   * ResourceHandler checks its base resource at start, so that a typo is one clear error at startup rather than a
+   * 404 on every request).
+   */
   constructor(options: StaticHandlerOptions) {
     this.options = options;
     this.root = resolve(options.root);
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(this.root).isDirectory();
+    } catch (e) {
+      throw new StaticRootError('STATIC_ROOT_MISSING', `StaticHandler root ${this.root} cannot be read: ${(e as Error).message}`, e);
+    }
+    if (!isDirectory) throw new StaticRootError('STATIC_ROOT_NOT_A_DIRECTORY', `StaticHandler root ${this.root} is not a directory`);
   }
 
   /**
@@ -150,7 +163,14 @@ export class StaticHandler implements Handler {
 
   /** The real path of `candidate` if it exists and lies inside the root (symlinks resolved), else undefined. */
   private async resolveInsideRoot(candidate: string): Promise<{ path: string; stats: Stats } | undefined> {
-    const root = await (this.realRoot ??= realpath(this.root));
+    let root: string;
+    try {
+      root = await (this.realRoot ??= realpath(this.root));
+    } catch {
+      // The root went away after the handler was made (a redeploy): nothing to serve, 404; looked up again next time.
+      this.realRoot = undefined;
+      return undefined;
+    }
     let real: string;
     try {
       real = await realpath(candidate);
