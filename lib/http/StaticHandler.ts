@@ -36,7 +36,10 @@ export interface StaticHandlerOptions {
  * Serves files from a folder (Jetty's ResourceHandler): GET and HEAD; content types by extension;
  * `index.html` for directories; conditional requests with ETag / If-None-Match and Last-Modified /
  * If-Modified-Since (304, RFC 9110 §13); a single byte range (206, or 416 when unsatisfiable, RFC 9110 §14);
- * files streamed with backpressure. Other methods are declined (the router then answers).
+ * files streamed with backpressure. Other methods, and paths with no file, are declined (Jetty's ResourceHandler
+ * does the same): the router then tries shorter routes and answers 404, or 405 when the path is a route for other
+ * methods (a catch-all StaticHandler on `/` does not hide a POST-only `/echo` from a GET). A `..` segment is
+ * answered 404 at once.
  */
 export class StaticHandler implements Handler {
   private readonly root: string;
@@ -95,7 +98,7 @@ export class StaticHandler implements Handler {
     }
     const relative = posix.normalize(decoded);
     const file = await this.resolveInsideRoot(join(this.root, relative));
-    if (file === undefined) return this.notFound(response);
+    if (file === undefined) return false;
     let stats = file.stats;
     let target = file.path;
     if (stats.isDirectory()) {
@@ -105,11 +108,11 @@ export class StaticHandler implements Handler {
         return true;
       }
       const index = await this.resolveInsideRoot(join(target, this.options.index ?? 'index.html'));
-      if (index === undefined || !index.stats.isFile()) return this.notFound(response);
+      if (index === undefined || !index.stats.isFile()) return false;
       stats = index.stats;
       target = index.path;
     }
-    if (!stats.isFile()) return this.notFound(response);
+    if (!stats.isFile()) return false;
     await this.sendFile(request, response, target, stats);
     return true;
   }
@@ -183,11 +186,6 @@ export class StaticHandler implements Handler {
     } catch {
       return undefined;
     }
-  }
-
-  private async notFound(response: Response): Promise<boolean> {
-    await response.send(404, '404 Not Found\n');
-    return true;
   }
 }
 
