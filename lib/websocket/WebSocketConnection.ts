@@ -110,6 +110,8 @@ export interface WebSocketConnectionOptions {
   path?: string;
   /** permessage-deflate, when the handshake agreed it (RFC 7692): RSV1 is then allowed on data messages. */
   deflate?: MessageDeflate;
+  /** The live sessions of the handler: the session is in it from just before `onOpen` to just before `onClose`. */
+  sessions?: Set<WebSocketSession>;
 }
 
 /**
@@ -192,6 +194,8 @@ export class WebSocketConnection implements Connection {
   private heldInput: Buffer | undefined;
   /** Why reads are held, a bitmask of `HOLD_*` (each reason set and released on its own); 0 = reading. */
   private readHolds = 0;
+  /** The handler's live sessions (server side), if it tracks them. */
+  private readonly sessions: Set<WebSocketSession> | undefined;
   /** The read buffer being parsed, so that a message that is a view of it can be detected (and copied). */
   private readBuffer: Buffer | undefined;
   /** An error already given to onError, so that the endpoint's close cause is not reported twice. */
@@ -221,6 +225,7 @@ export class WebSocketConnection implements Connection {
     if (settings.idleTimeoutMs !== undefined) endPoint.idleTimeoutMs = settings.idleTimeoutMs;
     if (settings.pingIntervalMs > 0) endPoint.idleTimeoutMs = settings.pingIntervalMs;
     this.session = new WebSocketSession(this, options.protocol ?? '', options.extensions ?? '', options.path ?? '');
+    this.sessions = options.sessions;
   }
 
   /** The close handshake's state. */
@@ -252,6 +257,7 @@ export class WebSocketConnection implements Connection {
   // ------------------------------------------------------------------------------------ Connection callbacks
 
   onOpen(): void {
+    this.sessions?.add(this.session);
     const onOpen = this.listener.onOpen;
     if (onOpen === undefined) return;
     try {
@@ -309,6 +315,7 @@ export class WebSocketConnection implements Connection {
   onClose(cause: Error | undefined): void {
     const wasState = this._state;
     this._state = 'CLOSED';
+    this.sessions?.delete(this.session);
     this.closeTimer?.cancel();
     this.closeTimer = undefined;
     this.stopStallCheck();
