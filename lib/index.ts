@@ -39,6 +39,7 @@ export {
 } from './io/errors.js';
 export type { TlsHandshakeFailureKind } from './io/errors.js';
 export type { TlsServerOptions } from './io/TlsServerContext.js';
+export { QUAY_CHANNELS } from './io/diagnostics.js';
 export type { TlsStats } from './io/TlsHandshakeFailures.js';
 
 // lib/http

@@ -12,6 +12,7 @@ import { HttpConnectionFactory } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import type { Request } from './Request.js';
 import { safeToDrop } from '../io/safeToDrop.js';
+import { channels } from '../io/diagnostics.js';
 
 /** Options of a {@link Server}. */
 export interface ServerOptions extends HttpConnectionOptions {
@@ -182,6 +183,7 @@ export class Server implements HttpErrorReporter {
   }
 
   private emitError(error: Error, context: ServerErrorContext): void {
+    if (channels.error.hasSubscribers) channels.error.publish({ error, ...context });
     const hook = this.options.onError;
     if (hook === undefined) {
       if (context.kind === 'handler') {

@@ -4,6 +4,7 @@ import type { EndPoint } from '../io/EndPoint.js';
 import type { TimerHandle } from '../io/Clock.js';
 import type { WriteCallback } from '../io/WriteFlusher.js';
 import { IdleTimeoutError, PeerClosedError } from '../io/errors.js';
+import { channels } from '../io/diagnostics.js';
 import { CloseStatus } from './CloseStatus.js';
 import { FrameGenerator } from './FrameGenerator.js';
 import { DEFAULT_FRAME_PARSER_LIMITS, FrameParser } from './FrameParser.js';
@@ -258,6 +259,7 @@ export class WebSocketConnection implements Connection {
 
   onOpen(): void {
     this.sessions?.add(this.session);
+    if (channels.websocketOpen.hasSubscribers) channels.websocketOpen.publish({ session: this.session });
     const onOpen = this.listener.onOpen;
     if (onOpen === undefined) return;
     try {
@@ -331,6 +333,9 @@ export class WebSocketConnection implements Connection {
     }
     if (cause !== undefined && cause !== this.reportedError && !(cause instanceof PeerClosedError)) {
       this.emitError(cause);
+    }
+    if (channels.websocketClose.hasSubscribers) {
+      channels.websocketClose.publish({ session: this.session, code: this.closeCode, reason: this.closeReason });
     }
     const onClose = this.listener.onClose;
     if (onClose === undefined) return;
