@@ -88,6 +88,8 @@ export type { DataOpCode } from './websocket/OpCode.js';
 export { CloseStatus, MAX_CLOSE_REASON_BYTES, encodeClosePayload, parseClosePayload, isValidWireCloseCode } from './websocket/CloseStatus.js';
 export { Utf8Validator } from './websocket/Utf8Validator.js';
 export { acceptKey, isValidClientKey, WEBSOCKET_GUID } from './websocket/acceptKey.js';
+export { CloseEvent, WebSocket } from './websocket/WebSocket.js';
+export type { BinaryType, WebSocketInit, WebSocketMessageEvent } from './websocket/WebSocket.js';
 export { FrameEncodeError, ProtocolError, WebSocketSessionError } from './websocket/errors.js';
 export type { FrameEncodeErrorCode, ProtocolErrorCode, WebSocketSessionErrorCode } from './websocket/errors.js';
 export { UpgradeBridge } from './http/UpgradeBridge.js';
