@@ -13,6 +13,8 @@ import { HandshakeError, MAX_ERROR_BODY_BYTES } from '../lib/websocket/Handshake
 import type { HandshakeErrorCode } from '../lib/websocket/HandshakeResponse.js';
 import { FrameGenerator } from '../lib/websocket/FrameGenerator.js';
 import { acceptKey } from '../lib/websocket/acceptKey.js';
+import { resolveDeflateSettings } from '../lib/websocket/PerMessageDeflate.js';
+import { until, within } from './support/wsRaw.js';
 import { mulberry32 } from './support/mulberry32.js';
 import { Recorder, eventually } from './support/wsRecorder.js';
 
@@ -552,6 +554,57 @@ t.test('permessage-deflate offered: the offer, and answers that break RFC 7692 f
     });
     t.ok(error.message.length > 0, `${answer}: ${error.message}`);
   }
+});
+
+t.test('permessage-deflate offer parameters (RFC 7692 §7): offered, and answers that do not honour them fail', async (t) => {
+  const raw = await rawServer(t, (socket, key) => socket.write(switching(key)));
+  const client = newClient(t);
+  const offer = { serverNoContextTakeover: true, serverMaxWindowBits: 10, clientMaxWindowBits: 12 };
+  const session = await client.connect(raw.url, { perMessageDeflate: offer });
+  t.match(
+    raw.heads[0],
+    /\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12(\r\n|$)/,
+    'every parameter offered',
+  );
+  session.terminate();
+  for (const [answer, options] of [
+    ['permessage-deflate; server_max_window_bits=10', offer], // server_no_context_takeover asked, not granted
+    ['permessage-deflate; server_no_context_takeover', offer], // a 15-bit window where 10 was asked
+    ['permessage-deflate; server_no_context_takeover; server_max_window_bits=11', offer],
+    ['permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=13', offer],
+    ['permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits', offer],
+    ['permessage-deflate; client_max_window_bits=8', { clientMaxWindowBits: true }], // zlib cannot deflate with 8
+  ] as const) {
+    const error = await failure(t, 'WS_HANDSHAKE_EXTENSION', (socket, key) => socket.write(switching(key, `Sec-WebSocket-Extensions: ${answer}\r\n`)), {
+      perMessageDeflate: options,
+    });
+    t.ok(error.message.length > 0, `${answer}: ${error.message}`);
+  }
+  t.throws(() => resolveDeflateSettings({ serverMaxWindowBits: 8 }), RangeError);
+  t.throws(() => resolveDeflateSettings({ clientMaxWindowBits: 16 }), RangeError);
+});
+
+t.test('permessage-deflate offer parameters against ws: granted, and messages flow with the agreed windows', async (t) => {
+  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: { threshold: 0, clientMaxWindowBits: 10 } });
+  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  t.teardown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  const port = (wss.address() as { port: number }).port;
+  const client = newClient(t);
+  const got: string[] = [];
+  const session = await client.connect(`ws://${HOST}:${port}/`, {
+    perMessageDeflate: { threshold: 0, serverNoContextTakeover: true, serverMaxWindowBits: 11, clientMaxWindowBits: true },
+    listener: { onText: (_s, text) => void got.push(text) },
+  });
+  t.match(session.extensions, /server_no_context_takeover/);
+  t.match(session.extensions, /server_max_window_bits=11/);
+  t.match(session.extensions, /client_max_window_bits=10/, 'ws limited our window');
+  const text = 'a fairly repetitive message '.repeat(200);
+  for (let i = 0; i < 5; i++) await session.sendText(`${i} ${text}`);
+  await within(until(() => got.length === 5, 3000, 'five echoes'), 4000, 'echoes');
+  t.same(got.map((m) => m.slice(0, 2)), ['0 ', '1 ', '2 ', '3 ', '4 ']);
+  t.ok(got.every((m) => m.endsWith(text)), 'intact both ways');
+  session.close(1000);
 });
 
 t.test('garbage instead of HTTP', async (t) => {

@@ -20,7 +20,7 @@ import { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './
 import type { HandshakeErrorCode } from './HandshakeResponse.js';
 import { WebSocketConnection, resolveSettings } from './WebSocketConnection.js';
 import type { WebSocketConnectionOptions, WebSocketSettings } from './WebSocketConnection.js';
-import { CLIENT_DEFLATE_OFFER, MessageDeflate, acceptDeflateResponse, resolveDeflateSettings } from './PerMessageDeflate.js';
+import { MessageDeflate, acceptDeflateResponse, resolveDeflateSettings } from './PerMessageDeflate.js';
 import type { DeflateAgreement, DeflateSettings, PerMessageDeflateOptions } from './PerMessageDeflate.js';
 import type { WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import type { WebSocketSession } from './WebSocketSession.js';
@@ -486,7 +486,7 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
         // RFC 7692 §5.1, §7: a response that is not a valid answer to our offer fails the connection.
         let agreement: DeflateAgreement;
         try {
-          agreement = acceptDeflateResponse(extensions);
+          agreement = acceptDeflateResponse(extensions, options.deflate!);
         } catch (e) {
           throw new HandshakeError('WS_HANDSHAKE_EXTENSION', (e as Error).message, { status: 101 });
         }
@@ -743,7 +743,7 @@ function resolveConnectOptions(options: WebSocketConnectOptions, secure: boolean
   const deflate = resolveDeflateSettings(options.perMessageDeflate);
   const fields: [string, string][] = [];
   if (offered.length > 0) fields.push(['Sec-WebSocket-Protocol', offered.join(', ')]);
-  if (deflate !== undefined) fields.push(['Sec-WebSocket-Extensions', CLIENT_DEFLATE_OFFER]);
+  if (deflate !== undefined) fields.push(['Sec-WebSocket-Extensions', deflate.offer]);
   let host: string | undefined;
   let hasOrigin = false;
   let hasAuthorization = false;
