@@ -209,3 +209,13 @@ t.test('server.handler takes a plain function as the constructor does; anything 
   t.throws(() => new Server({}, 'oops' as unknown as HandlerFunction), TypeError);
   t.equal(await fetch(`http://${HOST}:${port}/`).then((r) => r.text()), 'object', 'a refused handler leaves the one in force');
 });
+
+t.test('start() on a busy port rejects with EADDRINUSE, and onError is not told as well', async (t) => {
+  const first = new Server({ port: 0, host: HOST }, (_request, response) => response.send(200, 'first'));
+  const { port } = await first.start();
+  t.teardown(() => first.stop(500));
+  const errors: Error[] = [];
+  const second = new Server({ port, host: HOST, onError: (error) => void errors.push(error) });
+  await t.rejects(second.start(), { code: 'EADDRINUSE' });
+  t.same(errors, [], 'reported once: by the rejection');
+});

@@ -217,8 +217,8 @@ export class SelectorManager implements EndPointOwner {
     if (this._state !== 'IDLE') throw new IllegalStateError(`cannot listen in state ${this._state}`);
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
     this.server = server;
-    server.on('error', (error) => this.reportError(error, undefined));
     await new Promise<void>((resolve, reject) => {
+      // A failed listen (EADDRINUSE...) is the rejection only: reported once, to whoever awaits start().
       const onError = (error: Error): void => reject(error);
       server.once('error', onError);
       server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, backlog: options.backlog ?? 511 }, () => {
@@ -226,6 +226,7 @@ export class SelectorManager implements EndPointOwner {
         resolve();
       });
     });
+    server.on('error', (error) => this.reportError(error, undefined));
     this._address = server.address() as AddressInfo;
     this._state = 'STARTED';
     this.capacityTimer = this.scheduler.clock.setInterval(() => this.checkCapacity(), CAPACITY_CHECK_MS);
