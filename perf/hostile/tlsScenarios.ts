@@ -154,10 +154,11 @@ const tlsStall: Scenario = {
     const { ca } = tlsMaterial();
     const { modern } = await clientHellos();
     return withServer(impl, tlsServerArgs(impl, o), async (server) => {
-      const before = await stats(server);
       const sampler = new RssSampler(server.pid);
       const victim = new HttpsVictim(server.port, ca, () => server.exit === undefined);
       await sleep(1_000);
+      // After the victim started: the difference to `held` is the stallers'.
+      const before = await stats(server);
       const t0 = performance.now();
       const { stallers, failed } = await openStallers(server.port, modern, o.tlsStallConnections, o.tlsTricklers);
       const openedAll = performance.now();
@@ -212,6 +213,8 @@ const tlsStall: Scenario = {
         'server connections while held (its stats)': serverConnections(held),
         'server RSS / heap used (MiB): before, held, end': `${memory(before)}, ${memory(held)}, ${memory(after)}`,
         'server RSS growth, max (MiB)': mib(growth),
+        'server RSS per held staller (KiB, held - before)':
+          before === undefined || held === undefined || stallers.length === 0 ? '-' : Math.round((held.rss - before.rss) / stallers.length / 1024),
         'keep-alive GETs (errors)': `${victim.keepAlive.ms.length.toLocaleString('en-US')} (${victim.keepAlive.errors})`,
         'keep-alive GET p50 / p99 / max (ms)': victim.keepAlive.summary(),
         'new-connection GETs (errors)': `${victim.fresh.ms.length} (${victim.fresh.errors})`,
