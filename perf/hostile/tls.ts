@@ -182,7 +182,21 @@ export async function answersTls(port: number, ca: string, exited: boolean): Pro
 /** Latencies (ms) of the GETs a victim made, and its failures. */
 export class Latencies {
   readonly ms: number[] = [];
+  /** When each GET started (performance.now()), in the order of `ms`. */
+  readonly startedAt: number[] = [];
   errors = 0;
+
+  add(startedAt: number): void {
+    this.startedAt.push(startedAt);
+    this.ms.push(performance.now() - startedAt);
+  }
+
+  /** When the slowest GET started, in seconds after `origin` (e.g. "12.3"), or "-". */
+  slowestAt(origin: number): string {
+    let at = -1;
+    for (let i = 0; i < this.ms.length; i++) if (at < 0 || this.ms[i]! > this.ms[at]!) at = i;
+    return at < 0 ? '-' : ((this.startedAt[at]! - origin) / 1000).toFixed(1);
+  }
 
   /** "p50 / p99 / max" in ms, or "-" when none succeeded. */
   summary(): string {
@@ -262,7 +276,7 @@ export class HttpsVictim {
         socket ??= await connectTls(this.port, this.ca);
         const t = performance.now();
         await getHello(socket, 10_000, false);
-        this.keepAlive.ms.push(performance.now() - t);
+        this.keepAlive.add(t);
       } catch {
         this.keepAlive.errors++;
         socket?.destroy();
@@ -280,7 +294,7 @@ export class HttpsVictim {
       try {
         socket = await connectTls(this.port, this.ca, 10_000);
         await getHello(socket, 10_000, true);
-        this.fresh.ms.push(performance.now() - t);
+        this.fresh.add(t);
         // As curl does: read on until the server's close (its close_notify and FIN). A client that destroys its
         // socket with the close_notify unread resets the connection, which the server may see as an I/O error.
         await closed(socket, 2_000);

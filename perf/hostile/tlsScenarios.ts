@@ -42,8 +42,10 @@ function handshakeMs(impl: Impl, o: HostileOptions): number {
   return impl === 'quay' ? o.tlsHandshakeTimeoutMs : (o.nodeHandshakeTimeoutMs ?? NODE_DEFAULT_HANDSHAKE_MS);
 }
 
-function stats(server: HostileServer): Promise<TlsServerStats | undefined> {
-  return server.exit !== undefined ? Promise.resolve(undefined) : getJsonTls<TlsServerStats>(server.port, tlsMaterial().ca, '/stats', 10_000);
+/** The server's /stats over https; `reset` restarts its event-loop delay histogram. */
+function stats(server: HostileServer, reset = false): Promise<TlsServerStats | undefined> {
+  if (server.exit !== undefined) return Promise.resolve(undefined);
+  return getJsonTls<TlsServerStats>(server.port, tlsMaterial().ca, reset ? '/stats?reset=1' : '/stats', 10_000);
 }
 
 /** The TLS counts of a server's /stats: quay's stats().tls, node's tlsClientError events by code. */
@@ -158,7 +160,7 @@ const tlsStall: Scenario = {
       const victim = new HttpsVictim(server.port, ca, () => server.exit === undefined);
       await sleep(1_000);
       // After the victim started: the difference to `held` is the stallers'.
-      const before = await stats(server);
+      const before = await stats(server, true);
       const t0 = performance.now();
       const { stallers, failed } = await openStallers(server.port, modern, o.tlsStallConnections, o.tlsTricklers);
       const openedAll = performance.now();
@@ -219,6 +221,8 @@ const tlsStall: Scenario = {
         'keep-alive GET p50 / p99 / max (ms)': victim.keepAlive.summary(),
         'new-connection GETs (errors)': `${victim.fresh.ms.length} (${victim.fresh.errors})`,
         'new-connection GET (connect + handshake + GET) p50 / p99 / max (ms)': victim.fresh.summary(),
+        'slowest GET started at (s after the last staller opened): keep-alive, new connection': `${victim.keepAlive.slowestAt(openedAll)}, ${victim.fresh.slowestAt(openedAll)}`,
+        'server event-loop delay max (ms)': after === undefined ? 'no answer' : Math.round(after.eldMaxMs),
         'TLS counts at the end (server)': tlsCounts(after),
         'stderr lines': server.stderrLines,
         ...(after?.reports === undefined ? {} : { 'onError reports by kind': JSON.stringify(after.reports) }),
@@ -285,6 +289,7 @@ const tlsGarbage: Scenario = {
       const sampler = new RssSampler(server.pid);
       const victim = new HttpsVictim(server.port, ca, () => server.exit === undefined);
       await sleep(1_000);
+      await stats(server, true);
       // When each stderr line came: quay's report is at most one a second, so no two lines closer than ~1 s.
       const lineTimes: number[] = [];
       const onStderr = (b: Buffer): void => {
@@ -328,6 +333,7 @@ const tlsGarbage: Scenario = {
         'keep-alive GETs (errors)': `${victim.keepAlive.ms.length.toLocaleString('en-US')} (${victim.keepAlive.errors})`,
         'keep-alive GET p50 / p99 / max (ms)': victim.keepAlive.summary(),
         'new-connection GET p50 / p99 / max (ms) (errors)': `${victim.fresh.summary()} (${victim.fresh.errors})`,
+        'server event-loop delay max (ms)': after === undefined ? 'no answer' : Math.round(after.eldMaxMs),
         'GET answered afterwards': await answersTls(server.port, ca, server.exit !== undefined),
       };
     });
