@@ -6,12 +6,13 @@
  *
  * Scenarios (--only ids): crash-rst, crash-header, pipeline-flood, ping-flood, slow-body, deflate-bomb, log-flood,
  * emfile, tls-stall, tls-garbage. Each runs against quay (perf/servers/hostile-quay) and against node:http with ws 8
- * (perf/servers/hostile-node; the tls-* scenarios start both with --tls: quay with `tls`, node:https), each time in a fresh server process pinned to core 0 (taskset) while the attacking
+ * (perf/servers/hostile-node; the tls-* scenarios start both with --tls: quay with `tls`, node:https), each time
+ * in a fresh server process pinned to core 0 (taskset) while the attacking
  * clients run in this process, pinned to core 1 (for the client side of ping-flood the roles swap: the attacked
  * client is a child on core 0, the hostile server in this process). A server
  * that crashes is a result ("crashed (exit code N)"), not a failure of the benchmark.
  *
- * Full size is the default (about 10-15 minutes); --quick runs smaller sizes (about 2 minutes). Sizes:
+ * Full size is the default (about 15-20 minutes); --quick runs smaller sizes (about 2 minutes). Sizes:
  * --rst-requests 200, --pipeline-requests 1000000, --pipeline-seconds 60, --ping-bytes 1.5G, --ping-seconds 60,
  * --slow-connections 2000, --request-timeout-ms 20000, --header-timeout-ms 10000, --slow-margin-ms 5000,
  * --slowloris-connections 100, --min-request-data-rate N (quay only, when set), --deflate-seconds 20,
