@@ -39,6 +39,7 @@ export {
 } from './io/errors.js';
 export type { TlsHandshakeFailureKind } from './io/errors.js';
 export type { TlsServerOptions } from './io/TlsServerContext.js';
+export { QUAY_CHANNELS } from './io/diagnostics.js';
 export type { TlsStats } from './io/TlsHandshakeFailures.js';
 
 // lib/http
@@ -57,7 +58,8 @@ export type { HttpParserHandler, HttpParserLimits, HttpParserState, HttpRequestH
 export { HttpFields } from './http/HttpFields.js';
 export { generateRequestHead, generateResponseHead, chunkHeader, httpDate } from './http/HttpGenerator.js';
 export { reasonPhrase } from './http/HttpStatus.js';
-export { HttpGeneratorError, HttpParseError, InvalidHeaderError } from './http/errors.js';
+export { HttpGeneratorError, HttpParseError, InvalidHeaderError, StaticRootError } from './http/errors.js';
+export type { StaticRootErrorCode } from './http/errors.js';
 export { ErrorReporter } from './http/ErrorReporter.js';
 export type { ErrorReporterOptions } from './http/ErrorReporter.js';
 export { RequestBodyError, ResponseAbortedError, ResponseStateError } from './http/exchangeErrors.js';
@@ -86,6 +88,8 @@ export type { DataOpCode } from './websocket/OpCode.js';
 export { CloseStatus, MAX_CLOSE_REASON_BYTES, encodeClosePayload, parseClosePayload, isValidWireCloseCode } from './websocket/CloseStatus.js';
 export { Utf8Validator } from './websocket/Utf8Validator.js';
 export { acceptKey, isValidClientKey, WEBSOCKET_GUID } from './websocket/acceptKey.js';
+export { CloseEvent, WebSocket } from './websocket/WebSocket.js';
+export type { BinaryType, WebSocketInit, WebSocketMessageEvent } from './websocket/WebSocket.js';
 export { FrameEncodeError, ProtocolError, WebSocketSessionError } from './websocket/errors.js';
 export type { FrameEncodeErrorCode, ProtocolErrorCode, WebSocketSessionErrorCode } from './websocket/errors.js';
 export { UpgradeBridge } from './http/UpgradeBridge.js';

@@ -74,3 +74,24 @@ t.test('a table has a row per metric and a column per server; a crashed server i
     '| a | 1,500 | - |',
   ]);
 });
+
+t.test('the TLS scenarios: full sizes, --quick, node:https handshakeTimeout only when given', async (t) => {
+  const o = parse([]);
+  t.ok(o.only.includes('tls-stall') && o.only.includes('tls-garbage'));
+  t.equal(o.tlsStallConnections, 2_000);
+  t.equal(o.tlsHandshakeTimeoutMs, 10_000);
+  t.ok(o.tlsStallSeconds * 1000 > 120_000, 'long enough to see node:https default handshakeTimeout (120 s)');
+  t.equal(o.nodeHandshakeTimeoutMs, undefined);
+  const q = parse(['--quick', '--only', 'tls-stall', '--node-handshake-timeout-ms', '5000']);
+  t.same(q.only, ['tls-stall']);
+  t.ok(q.tlsStallConnections < 2_000);
+  t.ok(q.tlsTricklers <= q.tlsStallConnections);
+  t.equal(q.nodeHandshakeTimeoutMs, 5_000);
+  t.throws(() => parseOptions(['--tls-stall-connections', '10', '--tls-tricklers', '11']), HostileOptionsError);
+  t.throws(() => parseOptions(['--tls-trickle-ms', '0']), HostileOptionsError);
+});
+
+t.test('a scenario can name its columns (the TLS peer is node:https)', async (t) => {
+  const text = table({ id: 'tls-stall', title: '', setup: '', seconds: 1, labels: { node: 'node:https / ws 8' }, figures: { quay: { a: 1 }, node: { a: 2 } } }, ['quay', 'node']);
+  t.equal(text.split('\n')[0], '| tls-stall | quay | node:https / ws 8 |');
+});

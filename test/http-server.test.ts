@@ -195,3 +195,27 @@ t.test('smuggling probes: quay is at least as strict as node:http', async (t) =>
     else t.comment(`node:http accepts ${name}; quay rejects it`);
   }
 });
+
+t.test('server.handler takes a plain function as the constructor does; anything else is a TypeError at once', async (t) => {
+  const server = new Server({ port: 0, host: HOST });
+  server.handler = (request, response) => response.send(200, `fn ${request.path}`);
+  const { port } = await server.start();
+  t.teardown(() => server.stop(500));
+  t.equal(await fetch(`http://${HOST}:${port}/x`).then((r) => r.text()), 'fn /x');
+  t.equal(typeof server.handler?.handle, 'function', 'read back as a Handler');
+  server.handler = { handle: (_request, response) => response.send(200, 'object') };
+  t.equal(await fetch(`http://${HOST}:${port}/`).then((r) => r.text()), 'object');
+  t.throws(() => (server.handler = {} as unknown as HandlerFunction), TypeError);
+  t.throws(() => new Server({}, 'oops' as unknown as HandlerFunction), TypeError);
+  t.equal(await fetch(`http://${HOST}:${port}/`).then((r) => r.text()), 'object', 'a refused handler leaves the one in force');
+});
+
+t.test('start() on a busy port rejects with EADDRINUSE, and onError is not told as well', async (t) => {
+  const first = new Server({ port: 0, host: HOST }, (_request, response) => response.send(200, 'first'));
+  const { port } = await first.start();
+  t.teardown(() => first.stop(500));
+  const errors: Error[] = [];
+  const second = new Server({ port, host: HOST, onError: (error) => void errors.push(error) });
+  await t.rejects(second.start(), { code: 'EADDRINUSE' });
+  t.same(errors, [], 'reported once: by the rejection');
+});

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Measurement } from '../perf/load/Measurement.js';
 import { MAX_CONNECTIONS, OptionsError, defaultOptions, parseOptions } from '../perf/load/options.js';
-import { renderHtml, renderPlot, renderSvg, niceCeil } from '../perf/load/plot.js';
+import { renderHtml, renderPlot, renderSvg, niceCeil, ticks } from '../perf/load/plot.js';
 import { Progress } from '../perf/load/Progress.js';
 import { DISTRIBUTION_PERCENTILES, ReportFormatError, buildReport, formatSummary, parseReport } from '../perf/load/report.js';
 import type { LoadReport } from '../perf/load/report.js';
@@ -245,4 +245,15 @@ t.test('options: defaults, checks, exit-2 errors', async (t) => {
   ];
   for (const [argv, message] of bad) t.throws(() => parseOptions(argv), { name: 'OptionsError', code: 'LOAD_BAD_OPTION', message }, argv.join(' '));
   t.ok(new OptionsError('x') instanceof Error);
+});
+
+t.test('plot ticks: nice steps, labels without float noise', async (t) => {
+  t.same(ticks(3.001).map(([, label]) => label), ['0', '1', '2', '3'], 'a 3.001 s run');
+  t.same(ticks(1.5005).map(([, label]) => label), ['0', '0.5', '1', '1.5']);
+  t.same(ticks(10).map(([, label]) => label), ['0', '2.5', '5', '7.5', '10']);
+  t.same(ticks(40_000).map(([, label]) => label), ['0', '10,000', '20,000', '30,000', '40,000']);
+  t.same(ticks(0.3).map(([, label]) => label), ['0', '0.1', '0.2', '0.3']);
+  for (const max of [0.7, 1.2, 3.001, 12.5, 99, 1234.5]) {
+    for (const [, label] of ticks(max)) t.match(label, /^[\d,]+(\.\d{1,2})?$/, `${max}: ${label}`);
+  }
 });

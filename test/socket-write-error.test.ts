@@ -9,7 +9,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { SocketEndPoint } from '../lib/io/SocketEndPoint.js';
 import type { Connection } from '../lib/io/Connection.js';
-import { EndPointClosedError } from '../lib/io/errors.js';
+import { EndPointClosedError, PeerClosedError } from '../lib/io/errors.js';
 
 t.test('a failed socket write closes the endpoint first, then fails the writes with EndPointClosedError', async (t) => {
   const server = createServer({ allowHalfOpen: true });
@@ -53,4 +53,38 @@ t.test('a failed socket write closes the endpoint first, then fails the writes w
   }
   t.equal(ep.state, 'CLOSED');
   t.equal((closeCause as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', 'onClose got the socket error');
+});
+
+t.test('a reset after our output was shut down is a close (PeerClosedError), not an error; before, it is the error', async (t) => {
+  const server = createServer({ allowHalfOpen: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => void server.close());
+  const port = (server.address() as { port: number }).port;
+  const open = async (): Promise<{ ep: SocketEndPoint; socket: Socket; causes: (Error | undefined)[] }> => {
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    // allowHalfOpen: the client keeps its side open after our FIN, as a client that is still reading does.
+    const client = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    client.on('error', () => {});
+    t.teardown(() => void client.destroy());
+    const [socket] = await accepted;
+    const ep = new SocketEndPoint(socket);
+    const causes: (Error | undefined)[] = [];
+    ep.open({ onOpen() {}, onFillable() {}, onIdleExpired: () => true, onClose: (cause) => void causes.push(cause) });
+    return { ep, socket, causes };
+  };
+  const reset = (): Error => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+
+  // A TLS client that destroys its socket after the last response, without reading our close_notify, resets.
+  const after = await open();
+  after.ep.shutdownOutput();
+  for (let i = 0; i < 50 && after.ep.state !== 'OUTPUT_SHUTDOWN'; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(after.ep.state, 'OUTPUT_SHUTDOWN');
+  after.socket.emit('error', reset());
+  t.equal(after.ep.state, 'CLOSED');
+  t.type(after.causes[0], PeerClosedError, 'a close');
+
+  const before = await open();
+  before.socket.emit('error', reset());
+  t.equal((before.causes[0] as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', 'while open, a reset is the error');
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { Server } from '../lib/http/Server.js';
 import { StaticHandler, parseRange } from '../lib/http/StaticHandler.js';
+import { Router } from '../lib/http/Router.js';
 
 const HOST = '127.0.0.1';
 const dir = mkdtempSync(join(tmpdir(), 'quay-static-'));
@@ -127,4 +128,46 @@ t.test('large files stream completely', async (t) => {
   t.equal(r.status, 200);
   t.equal(r.body.length, big.length);
   t.ok(r.body.equals(big));
+});
+
+t.test('a root that does not exist, or is a file, is a StaticRootError when the handler is made', async (t) => {
+  t.throws(() => new StaticHandler({ root: join(dir, 'no-such-folder') }), { name: 'StaticRootError', code: 'STATIC_ROOT_MISSING' });
+  t.throws(() => new StaticHandler({ root: join(root, 'app.js') }), { name: 'StaticRootError', code: 'STATIC_ROOT_NOT_A_DIRECTORY' });
+});
+
+t.test('a root removed after the handler was made answers 404, then serves again once it is back', async (t) => {
+  const gone = mkdtempSync(join(tmpdir(), 'quay-static-gone-'));
+  const errors: Error[] = [];
+  const other = new Server({ port: 0, host: HOST, onError: (e) => void errors.push(e) }, new StaticHandler({ root: gone }));
+  const { port: otherPort } = await other.start();
+  t.teardown(() => other.stop(500));
+  // Removed before the first request: the root itself cannot be resolved.
+  rmSync(gone, { recursive: true, force: true });
+  const missing = await fetch(`http://${HOST}:${otherPort}/a.txt`);
+  t.equal(missing.status, 404, 'no 500 and no stack trace');
+  t.match(await missing.text(), /^404 Not Found/);
+  mkdirSync(gone);
+  writeFileSync(join(gone, 'a.txt'), 'back');
+  const again = await fetch(`http://${HOST}:${otherPort}/a.txt`);
+  t.equal(again.status, 200, 'looked up again');
+  t.equal(await again.text(), 'back');
+  t.same(errors, [], 'nothing reported');
+  rmSync(gone, { recursive: true, force: true });
+});
+
+t.test('behind a Router, a catch-all StaticHandler leaves 405 to the router for a path of other methods', async (t) => {
+  const routed = new Server(
+    { port: 0, host: HOST },
+    new Router()
+      .route('/echo', (_request, response) => response.send(200, 'echoed'), { methods: ['POST', 'PUT'] })
+      .route('/', new StaticHandler({ root })),
+  );
+  const { port: routedPort } = await routed.start();
+  t.teardown(() => routed.stop(500));
+  const get = await fetch(`http://${HOST}:${routedPort}/echo`);
+  t.equal(get.status, 405, 'GET /echo: the path exists for POST and PUT');
+  t.equal(get.headers.get('allow'), 'POST, PUT');
+  t.equal((await fetch(`http://${HOST}:${routedPort}/echo`, { method: 'POST', body: 'x' })).status, 200);
+  t.equal((await fetch(`http://${HOST}:${routedPort}/app.js`)).status, 200, 'files still served');
+  t.equal((await fetch(`http://${HOST}:${routedPort}/nope.txt`)).status, 404, 'no file, no route: 404');
 });

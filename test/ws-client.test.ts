@@ -13,70 +13,14 @@ import { HandshakeError, MAX_ERROR_BODY_BYTES } from '../lib/websocket/Handshake
 import type { HandshakeErrorCode } from '../lib/websocket/HandshakeResponse.js';
 import { FrameGenerator } from '../lib/websocket/FrameGenerator.js';
 import { acceptKey } from '../lib/websocket/acceptKey.js';
-import type { WebSocketListener } from '../lib/websocket/WebSocketListener.js';
-import type { WebSocketSession } from '../lib/websocket/WebSocketSession.js';
+import { resolveDeflateSettings } from '../lib/websocket/PerMessageDeflate.js';
+import { until, within } from './support/wsRaw.js';
 import { mulberry32 } from './support/mulberry32.js';
+import { Recorder, eventually } from './support/wsRecorder.js';
 
 const HOST = '127.0.0.1';
 
 // ------------------------------------------------------------------------------------------------ helpers
-
-/** A listener that records every event and lets a test await the next message, the close, a pong. */
-class Recorder implements WebSocketListener {
-  readonly events: string[] = [];
-  readonly errors: Error[] = [];
-  private readonly inbox: (string | Buffer)[] = [];
-  private waiting: ((message: string | Buffer) => void) | undefined;
-  private pongWaiting: ((payload: string) => void) | undefined;
-  private closeResolve!: (result: [number, string]) => void;
-  readonly closed = new Promise<[number, string]>((resolve) => (this.closeResolve = resolve));
-
-  onOpen(): void {
-    this.events.push('open');
-  }
-  onText(_s: WebSocketSession, text: string): void {
-    this.events.push(`text:${text.length > 32 ? text.length : text}`);
-    this.deliver(text);
-  }
-  onBinary(_s: WebSocketSession, data: Buffer): void {
-    this.events.push(`binary:${data.length}`);
-    this.deliver(Buffer.from(data));
-  }
-  onPing(_s: WebSocketSession, payload: Buffer): void {
-    this.events.push(`ping:${payload.toString()}`);
-  }
-  onPong(_s: WebSocketSession, payload: Buffer): void {
-    this.events.push(`pong:${payload.toString()}`);
-    const waiter = this.pongWaiting;
-    this.pongWaiting = undefined;
-    waiter?.(payload.toString());
-  }
-  onClose(_s: WebSocketSession, code: number, reason: string): void {
-    this.events.push(`close:${code}`);
-    this.closeResolve([code, reason]);
-  }
-  onError(_s: WebSocketSession, error: Error): void {
-    this.errors.push(error);
-  }
-
-  next(): Promise<string | Buffer> {
-    const queued = this.inbox.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    return new Promise((resolve) => (this.waiting = resolve));
-  }
-  nextPong(): Promise<string> {
-    return new Promise((resolve) => (this.pongWaiting = resolve));
-  }
-  private deliver(message: string | Buffer): void {
-    const waiter = this.waiting;
-    if (waiter === undefined) {
-      this.inbox.push(message);
-      return;
-    }
-    this.waiting = undefined;
-    waiter(message);
-  }
-}
 
 /** A private client per test, stopped at teardown, so its stats are the test's own. */
 function newClient(t: Test, tickMs?: number): WebSocketClient {
@@ -175,14 +119,6 @@ const wsTarget: Target = {
   },
 };
 
-/** Waits (bounded) until `check` holds; for counters that settle a few ticks after an event. */
-async function eventually(check: () => boolean, rounds = 200): Promise<boolean> {
-  for (let i = 0; i < rounds; i++) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return check();
-}
 
 /**
  * A raw TCP server for handshake edge cases: `answer(socket, key, head)` is called once the request head is
@@ -446,9 +382,12 @@ t.test('URL parsing: default port, IPv6, path and query, refused schemes', async
   t.same([b.host, b.port, b.hostHeader, b.requestTarget], ['::1', 9001, '[::1]:9001', '/'], 'IPv6 without brackets to connect, with them in Host');
   const c = parseWebSocketUrl(new URL('http://127.0.0.1:8080/x'));
   t.same([c.host, c.port, c.requestTarget], ['127.0.0.1', 8080, '/x'], 'http: is a synonym of ws:');
+  const d = parseWebSocketUrl('wss://example.test/chat');
+  t.same([d.secure, d.host, d.port, d.hostHeader], [true, 'example.test', 443, 'example.test'], 'wss: port 443 by default');
+  const e = parseWebSocketUrl('https://example.test:8443/');
+  t.same([e.secure, e.port, e.hostHeader], [true, 8443, 'example.test:8443'], 'https: is a synonym of wss:');
+  t.equal(a.secure, false);
   const client = newClient(t);
-  const tls = await expectHandshakeError(t, client.connect('wss://127.0.0.1/'), 'WS_TLS_UNSUPPORTED');
-  t.match(tls.message, /TLS/);
   await expectHandshakeError(t, client.connect('ftp://127.0.0.1/'), 'WS_INVALID_URL');
   await expectHandshakeError(t, client.connect('ws://127.0.0.1/#frag'), 'WS_INVALID_URL');
   await expectHandshakeError(t, client.connect('not a url'), 'WS_INVALID_URL');
@@ -615,6 +554,57 @@ t.test('permessage-deflate offered: the offer, and answers that break RFC 7692 f
     });
     t.ok(error.message.length > 0, `${answer}: ${error.message}`);
   }
+});
+
+t.test('permessage-deflate offer parameters (RFC 7692 §7): offered, and answers that do not honour them fail', async (t) => {
+  const raw = await rawServer(t, (socket, key) => socket.write(switching(key)));
+  const client = newClient(t);
+  const offer = { serverNoContextTakeover: true, serverMaxWindowBits: 10, clientMaxWindowBits: 12 };
+  const session = await client.connect(raw.url, { perMessageDeflate: offer });
+  t.match(
+    raw.heads[0],
+    /\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12(\r\n|$)/,
+    'every parameter offered',
+  );
+  session.terminate();
+  for (const [answer, options] of [
+    ['permessage-deflate; server_max_window_bits=10', offer], // server_no_context_takeover asked, not granted
+    ['permessage-deflate; server_no_context_takeover', offer], // a 15-bit window where 10 was asked
+    ['permessage-deflate; server_no_context_takeover; server_max_window_bits=11', offer],
+    ['permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=13', offer],
+    ['permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits', offer],
+    ['permessage-deflate; client_max_window_bits=8', { clientMaxWindowBits: true }], // zlib cannot deflate with 8
+  ] as const) {
+    const error = await failure(t, 'WS_HANDSHAKE_EXTENSION', (socket, key) => socket.write(switching(key, `Sec-WebSocket-Extensions: ${answer}\r\n`)), {
+      perMessageDeflate: options,
+    });
+    t.ok(error.message.length > 0, `${answer}: ${error.message}`);
+  }
+  t.throws(() => resolveDeflateSettings({ serverMaxWindowBits: 8 }), RangeError);
+  t.throws(() => resolveDeflateSettings({ clientMaxWindowBits: 16 }), RangeError);
+});
+
+t.test('permessage-deflate offer parameters against ws: granted, and messages flow with the agreed windows', async (t) => {
+  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate: { threshold: 0, clientMaxWindowBits: 10 } });
+  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  t.teardown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  const port = (wss.address() as { port: number }).port;
+  const client = newClient(t);
+  const got: string[] = [];
+  const session = await client.connect(`ws://${HOST}:${port}/`, {
+    perMessageDeflate: { threshold: 0, serverNoContextTakeover: true, serverMaxWindowBits: 11, clientMaxWindowBits: true },
+    listener: { onText: (_s, text) => void got.push(text) },
+  });
+  t.match(session.extensions, /server_no_context_takeover/);
+  t.match(session.extensions, /server_max_window_bits=11/);
+  t.match(session.extensions, /client_max_window_bits=10/, 'ws limited our window');
+  const text = 'a fairly repetitive message '.repeat(200);
+  for (let i = 0; i < 5; i++) await session.sendText(`${i} ${text}`);
+  await within(until(() => got.length === 5, 3000, 'five echoes'), 4000, 'echoes');
+  t.same(got.map((m) => m.slice(0, 2)), ['0 ', '1 ', '2 ', '3 ', '4 ']);
+  t.ok(got.every((m) => m.endsWith(text)), 'intact both ways');
+  session.close(1000);
 });
 
 t.test('garbage instead of HTTP', async (t) => {

@@ -80,7 +80,7 @@ t.test('negotiateDeflate: RFC 7692 §7 offers and the response', async (t) => {
   t.throws(() => resolveDeflateSettings({ threshold: -1 }), RangeError);
   t.throws(() => resolveDeflateSettings({ level: 10 }), RangeError);
   t.equal(resolveDeflateSettings(false), undefined);
-  t.same(resolveDeflateSettings(true), { threshold: 1024, level: -1, asyncThreshold: 65536 });
+  t.match(resolveDeflateSettings(true), { threshold: 1024, level: -1, asyncThreshold: 65536, offer: 'permessage-deflate; client_no_context_takeover' });
   t.throws(() => resolveDeflateSettings({ asyncThreshold: 1.5 }), RangeError);
   t.equal(resolveDeflateSettings({ asyncThreshold: Infinity })?.asyncThreshold, Infinity, 'Infinity: always synchronous');
 });

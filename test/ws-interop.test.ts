@@ -882,3 +882,34 @@ t.test('awaitHandlers: async handlers run one at a time, in order; without it th
   overlapped.ws.close();
   await within(overlapped.closed, 3000, 'close');
 });
+
+t.test('handler.sessions lists the open sessions (ws users iterate wss.clients), and broadcast reaches them', async (t) => {
+  const seenAtOpen: boolean[] = [];
+  const seenAtClose: boolean[] = [];
+  const handler: WebSocketUpgradeHandler = new WebSocketUpgradeHandler({
+    accept: () => ({
+      onOpen: (session) => void seenAtOpen.push(handler.sessions.has(session)),
+      onClose: (session) => void seenAtClose.push(handler.sessions.has(session)),
+    }),
+  });
+  const server = new Server({ port: 0, host: HOST }, new Router().route('/room', handler));
+  const { port } = await server.start();
+  t.teardown(() => server.stop(500));
+  const clients = [0, 1, 2].map(() => new WebSocket(`ws://${HOST}:${port}/room`));
+  t.teardown(() => clients.forEach((c) => c.terminate()));
+  const received = clients.map(() => [] as string[]);
+  clients.forEach((c, i) => c.on('message', (m: Buffer) => void received[i]!.push(m.toString())));
+  await within(Promise.all(clients.map((c) => new Promise((resolve) => c.once('open', resolve)))), 3000, 'three open');
+  await until(() => handler.sessions.size === 3, 3000, 'three sessions listed');
+  t.same(seenAtOpen, [true, true, true], 'listed before onOpen runs');
+  broadcast(handler.sessions, 'to all');
+  await until(() => received.every((r) => r.length === 1), 3000, 'the broadcast reached every client');
+  t.same(received, [['to all'], ['to all'], ['to all']]);
+  clients[0]!.close(1000);
+  await until(() => handler.sessions.size === 2, 3000, 'a closed session leaves the list');
+  clients[1]!.terminate(); // no close frame: still leaves
+  await until(() => handler.sessions.size === 1, 3000, 'a dropped session leaves the list');
+  await server.stop(500);
+  t.equal(handler.sessions.size, 0, 'none after stop');
+  t.same(seenAtClose, [false, false, false], 'no longer listed when onClose runs');
+});

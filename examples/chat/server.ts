@@ -4,7 +4,9 @@
  *
  * Run it with `npm start` (PORT / HOST from the environment, or --port / --host); Ctrl-C stops it gracefully:
  * every member gets a close with 1001 (going away, RFC 6455 §7.4.1) and the page reconnects when the server is
- * back.
+ * back. `npm start -- --tls` serves the page over https and the chat over wss on the same port, with a
+ * self-signed certificate made for the run (examples/certificates.ts, with the openssl command);
+ * `--cert FILE --key FILE` serves a certificate of your own instead.
  *
  * The protocol is small JSON text messages (RFC 6455 §5.6: text frames carry UTF-8):
  *
@@ -16,9 +18,13 @@
  * | (the socket closes)        | to everyone: `{type:'left', name, time}`                              |
  * | anything refused           | to the sender: `{type:'error', code, message}` (the session stays)    |
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { OpensslMissingError, selfSignedCertificate } from '../certificates.js';
 import {
   ErrorReporter,
   Router,
@@ -302,13 +308,24 @@ export interface ChatServerOptions {
   maxMembers?: number;
   /** Told of joins, leaves and server errors. Default: silent but for handler errors (console.error, rate-limited). */
   log?: (line: string) => void;
+  /**
+   * Serve the page over https and the chat over wss, on the same port (the page picks wss: when it was loaded
+   * over https:). Default: plain http and ws.
+   */
+  tls?: ChatTlsOptions;
+}
+
+/** A certificate (chain) and its private key, PEM, as node:tls takes them. */
+export interface ChatTlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
 }
 
 /** A running chat server. */
 export interface ChatServer {
   server: Server;
   room: ChatRoom;
-  /** The page's URL, e.g. `http://127.0.0.1:8080/`. */
+  /** The page's URL, e.g. `http://127.0.0.1:8080/` (or `https://...` with {@link ChatServerOptions.tls}). */
   url: string;
   /** Graceful stop: members get a close with 1001; whatever is left is closed after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
@@ -365,6 +382,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const server = new Server({
     port: options.port ?? 8080,
     host: options.host ?? '127.0.0.1',
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
     idleTimeoutMs: 30_000,
     onError: (error: Error, context: ServerErrorContext) => {
       // Refused upgrades (a foreign origin, no `chat` subprotocol) and dropped peers are routine: told only to `log`.
@@ -374,14 +392,21 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   }, router);
   const address = await server.start();
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return { server, room, url: `http://${host}:${address.port}/`, stop: (graceMs = 5_000) => server.stop(graceMs) };
+  const scheme = options.tls === undefined ? 'http' : 'https';
+  return { server, room, url: `${scheme}://${host}:${address.port}/`, stop: (graceMs = 5_000) => server.stop(graceMs) };
 }
 
-/** Allows requests without Origin (non-browser clients) and pages served by this host. */
+/**
+ * Allows requests without Origin (non-browser clients) and pages served by this host. Over TLS the page must be an
+ * https: one too: an http: page of the same host and port is another origin (RFC 6454 §4), e.g. one a network
+ * attacker injected. Over plain http an https: origin stays allowed: a proxy may end TLS in front of the chat.
+ */
 function sameOrigin(origin: string | undefined, request: Request): boolean {
   if (origin === undefined) return true;
   try {
-    return new URL(origin).host === request.header('host');
+    const url = new URL(origin);
+    if (request.secure && url.protocol !== 'https:') return false;
+    return url.host === request.header('host');
   } catch {
     return false; // 'null' (a sandboxed frame, a file: page) or garbage
   }
@@ -402,13 +427,130 @@ function defaultPublicDir(): string {
 
 // ------------------------------------------------------------------------------------------------ the CLI
 
+/** The command line was wrong: the message says what to change (printed as one line, exit status 2). */
+export class ChatUsageError extends Error {
+  override readonly name = 'ChatUsageError';
+  readonly code = 'CHAT_USAGE';
+}
+
+/** How the chat is served, as the command line asked. */
+export interface ChatCommand {
+  port: number;
+  host: string;
+  /** `none`: http and ws; `self-signed`: a certificate made for the run; files: the user's own certificate. */
+  tls: 'none' | 'self-signed' | { certFile: string; keyFile: string };
+}
+
+/** The usual ports: 8080 for http, 8443 for https (both unprivileged). */
+const DEFAULT_PORT = 8080;
+const DEFAULT_TLS_PORT = 8443;
+
+/**
+ * Reads `--port`, `--host`, `--tls`, `--cert FILE`, `--key FILE` (PORT and HOST from `env` when the flags are
+ * absent). `--cert` and `--key` come together and imply `--tls`.
+ * @throws ChatUsageError on an unknown flag, a bad port, or `--cert` without `--key` (or the reverse).
+ */
+export function parseChatCommand(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChatCommand {
+  let values: { port?: string | undefined; host?: string | undefined; tls?: boolean | undefined; cert?: string | undefined; key?: string | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: { port: { type: 'string' }, host: { type: 'string' }, tls: { type: 'boolean' }, cert: { type: 'string' }, key: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new ChatUsageError(`chat: ${(error as Error).message} (flags: --port N --host H --tls --cert FILE --key FILE)`, { cause: error });
+  }
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new ChatUsageError(`chat: ${values.cert === undefined ? '--key' : '--cert'} needs ${values.cert === undefined ? '--cert' : '--key'} too (a certificate and its private key, PEM files)`);
+  }
+  const tls: ChatCommand['tls'] =
+    values.cert !== undefined && values.key !== undefined
+      ? { certFile: values.cert, keyFile: values.key }
+      : values.tls === true
+        ? 'self-signed'
+        : 'none';
+  const rawPort = values.port ?? env['PORT'];
+  const port = rawPort === undefined || rawPort === '' ? (tls === 'none' ? DEFAULT_PORT : DEFAULT_TLS_PORT) : Number(rawPort);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ChatUsageError(`chat: bad port ${JSON.stringify(rawPort)} (0 to 65535; 0 picks a free one)`);
+  return { port, host: values.host ?? env['HOST'] ?? '127.0.0.1', tls };
+}
+
+/** The certificate to serve and what to say about it. */
+export interface ChatCertificate {
+  tls: ChatTlsOptions;
+  /** One line for the console: whose certificate, its names and its SHA-256 fingerprint. */
+  description: string;
+  /** For a self-signed certificate: what the browser will say, and what to do. */
+  warning?: string;
+}
+
+/**
+ * The certificate `command` asks for: read from the user's files, or made for the run (self-signed, for
+ * localhost, 127.0.0.1 and the `--host` name when it is a specific one). Undefined without TLS. The key and the
+ * certificate are checked to belong together here, so that a mismatch is a clear message and not a failure at the
+ * first connection.
+ * @throws OpensslMissingError when a certificate must be made and the openssl command is missing.
+ * @throws ChatUsageError when a file cannot be read or the key does not fit the certificate.
+ */
+export function chatCertificate(command: ChatCommand): ChatCertificate | undefined {
+  if (command.tls === 'none') return undefined;
+  let tls: ChatTlsOptions;
+  let whose: string;
+  let warning: string | undefined;
+  if (command.tls === 'self-signed') {
+    tls = selfSignedCertificate(certificateHosts(command.host));
+    whose = 'self-signed, made for this run';
+    warning = 'no CA signed it: the browser warns before it opens the page (accept the risk to go on)';
+  } else {
+    tls = { cert: readPem('--cert', command.tls.certFile), key: readPem('--key', command.tls.keyFile) };
+    whose = `from ${command.tls.certFile}`;
+  }
+  let names: string;
+  let fingerprint: string;
+  try {
+    createSecureContext({ key: tls.key, cert: tls.cert });
+    const x509 = new X509Certificate(tls.cert);
+    names = x509.subjectAltName ?? x509.subject;
+    fingerprint = x509.fingerprint256;
+  } catch (error) {
+    throw new ChatUsageError(`chat: the certificate and key cannot be used together: ${(error as Error).message}`, { cause: error });
+  }
+  const description = `certificate: ${whose}, for ${names}, SHA-256 ${fingerprint}`;
+  return warning === undefined ? { tls, description } : { tls, description, warning };
+}
+
+/** A bound name worth putting in the certificate: a host name or an IPv4 address, not a wildcard or loopback. */
+function certificateHosts(host: string): string[] {
+  if (host === '' || host === 'localhost' || host === '0.0.0.0' || host === '127.0.0.1' || isIP(host) === 6) return [];
+  return [host];
+}
+
+function readPem(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ChatUsageError(`chat: cannot read ${flag} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+}
+
+/** What to print when `--tls` must make a certificate and cannot: one line, with both ways out. */
+export const OPENSSL_MISSING_MESSAGE =
+  'chat: --tls makes a certificate with the openssl command, which is not installed: install it (Debian: apt-get install openssl) or pass your own with --cert FILE --key FILE';
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } }, strict: true });
-  const port = Number(values.port ?? process.env['PORT'] ?? 8080);
-  const host = values.host ?? process.env['HOST'] ?? '127.0.0.1';
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`chat: bad port ${values.port ?? process.env['PORT']}`);
-  const chat = await startChatServer({ port, host, log: (line) => console.log(line) });
+  const command = parseChatCommand(process.argv.slice(2), process.env);
+  const certificate = chatCertificate(command);
+  const chat = await startChatServer({
+    port: command.port,
+    host: command.host,
+    log: (line) => console.log(line),
+    ...(certificate === undefined ? {} : { tls: certificate.tls }),
+  });
   console.log(`quay chat: ${chat.url} (open it in two browser tabs; Ctrl-C to stop)`);
+  if (certificate !== undefined) console.log(`  ${certificate.description}`);
+  if (certificate?.warning !== undefined) console.log(`  ${certificate.warning}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -442,7 +584,8 @@ function isMain(): boolean {
 
 if (isMain()) {
   main().catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exitCode = 1;
+    if (error instanceof OpensslMissingError) console.error(OPENSSL_MISSING_MESSAGE);
+    else console.error(error instanceof Error ? error.message : error);
+    process.exitCode = error instanceof ChatUsageError ? 2 : 1;
   });
 }

@@ -14,7 +14,15 @@ export interface Handler {
 /** A handler written as a function. */
 export type HandlerFunction = Handler['handle'];
 
-/** Accepts a Handler or a plain function. */
+/**
+ * Accepts a Handler or a plain function.
+ * @throws TypeError for anything else (a JavaScript caller's mistake, seen when the handler is given rather than as
+ * a 500 at every request).
+ */
 export function toHandler(handler: Handler | HandlerFunction): Handler {
-  return typeof handler === 'function' ? { handle: handler } : handler;
+  if (typeof handler === 'function') return { handle: handler };
+  if (typeof (handler as Partial<Handler> | null)?.handle !== 'function') {
+    throw new TypeError('a handler is a function (request, response) => ... or an object with a handle(request, response) method');
+  }
+  return handler;
 }

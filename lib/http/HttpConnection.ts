@@ -1,6 +1,7 @@
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { EndPointClosedError } from '../io/errors.js';
+import { channels } from '../io/diagnostics.js';
 import type { Handler } from './Handler.js';
 import type { HttpFields } from './HttpFields.js';
 import { HttpParser } from './HttpParser.js';
@@ -334,6 +335,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
       continueSent: false,
     };
     this.exchange = ex;
+    if (channels.requestStart.hasSubscribers) channels.requestStart.publish({ request, response, endPoint: this.endPoint });
     if (requestHead.chunked || requestHead.contentLength > 0) this.startBody(ex, startedAt);
     else this.deadlineMs = Infinity; // complete already: no deadline until the next head
     this.dispatch(ex);
@@ -400,6 +402,9 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const ex = this.exchange;
     if (ex === undefined) return;
     ex.responseComplete = true;
+    if (channels.requestFinish.hasSubscribers) {
+      channels.requestFinish.publish({ request: ex.request, response: ex.response, endPoint: this.endPoint });
+    }
     if (ex.request.isUpgrade) {
       // An upgrade answered with anything but 101: the "200 instead of 101" confusion of Jetty's demo (usually a
       // wrong path). Say which handler answered, so it can be found without a packet capture.
@@ -431,6 +436,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   }
 
   upgrade(head: Buffer, next: (endPoint: EndPoint) => Connection): void {
+    const ex = this.exchange;
+    if (ex !== undefined && channels.requestFinish.hasSubscribers) {
+      // The 101 ends the exchange (onResponseComplete is not called for it: the connection is handed over).
+      channels.requestFinish.publish({ request: ex.request, response: ex.response, endPoint: this.endPoint });
+    }
     this.endPoint.write(head);
     this.pendingUpgrade = next;
     if (!this.parsing) this.completeUpgrade();

@@ -199,6 +199,7 @@ export class Response {
       head += `${name}: ${value}\r\n`;
     }
     this._state = 'UPGRADED';
+    this.status = 101;
     this.channel.upgrade(Buffer.from(head + '\r\n', 'latin1'), next);
   }
 

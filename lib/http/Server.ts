@@ -12,6 +12,7 @@ import { HttpConnectionFactory } from './HttpConnection.js';
 import type { HttpConnectionOptions, HttpErrorReporter } from './HttpConnection.js';
 import type { Request } from './Request.js';
 import { safeToDrop } from '../io/safeToDrop.js';
+import { channels } from '../io/diagnostics.js';
 
 /** Options of a {@link Server}. */
 export interface ServerOptions extends HttpConnectionOptions {
@@ -93,8 +94,7 @@ export interface ServerErrorContext {
  * ```
  */
 export class Server implements HttpErrorReporter {
-  /** The handler of every request; set it before or after `start()`. */
-  handler: Handler | undefined;
+  private _handler: Handler | undefined;
   readonly options: ServerOptions;
   private readonly manager: SelectorManager;
   /** The default `onError`'s rate limit (created on first use). */
@@ -102,8 +102,8 @@ export class Server implements HttpErrorReporter {
 
   constructor(options: ServerOptions = {}, handler?: Handler | HandlerFunction) {
     this.options = options;
-    if (handler !== undefined) this.handler = toHandler(handler);
-    const factory = new HttpConnectionFactory(() => this.handler, this, options);
+    if (handler !== undefined) this._handler = toHandler(handler);
+    const factory = new HttpConnectionFactory(() => this._handler, this, options);
     this.manager = new SelectorManager({
       connectionFactory: factory,
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
@@ -117,6 +117,19 @@ export class Server implements HttpErrorReporter {
       onError: (error, endPoint) =>
         this.emitError(error, { kind: ioErrorKind(error), ...(endPoint === undefined ? {} : { endPoint }) }),
     });
+  }
+
+  /**
+   * The handler of every request: a {@link Handler} or a plain function `(request, response) => ...` (read back as
+   * a Handler). Set it before or after `start()`; without one a request gets 500 (reported to `onError`).
+   * @throws TypeError for anything that is neither (checked now, not at the first request).
+   */
+  get handler(): Handler | undefined {
+    return this._handler;
+  }
+
+  set handler(handler: Handler | HandlerFunction | undefined) {
+    this._handler = handler === undefined ? undefined : toHandler(handler);
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -170,6 +183,7 @@ export class Server implements HttpErrorReporter {
   }
 
   private emitError(error: Error, context: ServerErrorContext): void {
+    if (channels.error.hasSubscribers) channels.error.publish({ error, ...context });
     const hook = this.options.onError;
     if (hook === undefined) {
       if (context.kind === 'handler') {

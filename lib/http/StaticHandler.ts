@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { extname, join, posix, resolve, sep } from 'node:path';
@@ -6,6 +6,7 @@ import type { Handler } from './Handler.js';
 import type { Request } from './Request.js';
 import type { Response } from './Response.js';
 import { safeToDrop } from '../io/safeToDrop.js';
+import { StaticRootError } from './errors.js';
 
 /** Content types of common extensions. */
 const CONTENT_TYPES: Record<string, string> = {
@@ -35,16 +36,31 @@ export interface StaticHandlerOptions {
  * Serves files from a folder (Jetty's ResourceHandler): GET and HEAD; content types by extension;
  * `index.html` for directories; conditional requests with ETag / If-None-Match and Last-Modified /
  * If-Modified-Since (304, RFC 9110 §13); a single byte range (206, or 416 when unsatisfiable, RFC 9110 §14);
- * files streamed with backpressure. Other methods are declined (the router then answers).
+ * files streamed with backpressure. Other methods, and paths with no file, are declined (Jetty's ResourceHandler
+ * does the same): the router then tries shorter routes and answers 404, or 405 when the path is a route for other
+ * methods (a catch-all StaticHandler on `/` does not hide a POST-only `/echo` from a GET). A `..` segment is
+ * answered 404 at once.
  */
 export class StaticHandler implements Handler {
   private readonly root: string;
   private realRoot: Promise<string> | undefined;
   private readonly options: StaticHandlerOptions;
 
+  /**
+   * @throws StaticRootError when `root` does not exist or is not a directory (checked now, as Jetty's
+   * ResourceHandler checks its base resource at start, so that a typo is one clear error at startup rather than a
+   * 404 on every request).
+   */
   constructor(options: StaticHandlerOptions) {
     this.options = options;
     this.root = resolve(options.root);
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(this.root).isDirectory();
+    } catch (e) {
+      throw new StaticRootError('STATIC_ROOT_MISSING', `StaticHandler root ${this.root} cannot be read: ${(e as Error).message}`, e);
+    }
+    if (!isDirectory) throw new StaticRootError('STATIC_ROOT_NOT_A_DIRECTORY', `StaticHandler root ${this.root} is not a directory`);
   }
 
   /**
@@ -82,7 +98,7 @@ export class StaticHandler implements Handler {
     }
     const relative = posix.normalize(decoded);
     const file = await this.resolveInsideRoot(join(this.root, relative));
-    if (file === undefined) return this.notFound(response);
+    if (file === undefined) return false;
     let stats = file.stats;
     let target = file.path;
     if (stats.isDirectory()) {
@@ -92,11 +108,11 @@ export class StaticHandler implements Handler {
         return true;
       }
       const index = await this.resolveInsideRoot(join(target, this.options.index ?? 'index.html'));
-      if (index === undefined || !index.stats.isFile()) return this.notFound(response);
+      if (index === undefined || !index.stats.isFile()) return false;
       stats = index.stats;
       target = index.path;
     }
-    if (!stats.isFile()) return this.notFound(response);
+    if (!stats.isFile()) return false;
     await this.sendFile(request, response, target, stats);
     return true;
   }
@@ -150,7 +166,14 @@ export class StaticHandler implements Handler {
 
   /** The real path of `candidate` if it exists and lies inside the root (symlinks resolved), else undefined. */
   private async resolveInsideRoot(candidate: string): Promise<{ path: string; stats: Stats } | undefined> {
-    const root = await (this.realRoot ??= realpath(this.root));
+    let root: string;
+    try {
+      root = await (this.realRoot ??= realpath(this.root));
+    } catch {
+      // The root went away after the handler was made (a redeploy): nothing to serve, 404; looked up again next time.
+      this.realRoot = undefined;
+      return undefined;
+    }
     let real: string;
     try {
       real = await realpath(candidate);
@@ -163,11 +186,6 @@ export class StaticHandler implements Handler {
     } catch {
       return undefined;
     }
-  }
-
-  private async notFound(response: Response): Promise<boolean> {
-    await response.send(404, '404 Not Found\n');
-    return true;
   }
 }
 

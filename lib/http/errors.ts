@@ -129,3 +129,16 @@ export class InvalidHeaderError extends HttpGeneratorError {
     this.name = 'InvalidHeaderError';
   }
 }
+
+/** Why a {@link StaticHandler} cannot serve its root. */
+export type StaticRootErrorCode = 'STATIC_ROOT_MISSING' | 'STATIC_ROOT_NOT_A_DIRECTORY';
+
+/** Thrown by `new StaticHandler({ root })` when the root does not exist or is not a directory. */
+export class StaticRootError extends Error {
+  override readonly name = 'StaticRootError';
+  readonly code: StaticRootErrorCode;
+  constructor(code: StaticRootErrorCode, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.code = code;
+  }
+}

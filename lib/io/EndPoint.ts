@@ -14,6 +14,7 @@ import {
   PeerClosedError,
   WriteTimeoutError,
 } from './errors.js';
+import { channels } from './diagnostics.js';
 
 /**
  * The endpoint's states (Jetty's EndPoint has the same four: open, input shut, output shut, closed).
@@ -193,6 +194,7 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
     if (this._state === 'CLOSED') return;
     this.scheduler?.register(this);
     this.lastActivityMs = this.clock.now();
+    if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ endPoint: this });
     this.guard('onOpen', connection);
   }
 
@@ -243,6 +245,7 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
       }
     }
     this._connection = next;
+    if (channels.upgrade.hasSubscribers) channels.upgrade.publish({ endPoint: this, connection: next });
     // The new connection starts with reads wanted (and with its own deadlines); the old connection's pause does not
     // carry over.
     this.readHolds = HOLD_FOR_UPGRADE;
@@ -302,6 +305,7 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
         // so one connection's bug cannot break the owner's bookkeeping below.
       }
     }
+    if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ endPoint: this, cause });
     this.owner?.onEndPointClosed(this, cause);
   }
 

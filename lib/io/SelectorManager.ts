@@ -87,6 +87,12 @@ export interface OutboundOptions {
    * `host`, `port`, `localAddress` and `allowHalfOpen` are the manager's. Default: plain TCP.
    */
   tls?: TlsConnectionOptions;
+  /**
+   * Gives up the connect when aborted: the socket (TCP connecting, or in its TLS handshake) is destroyed and the
+   * Promise rejects with the signal's reason. Without it, a caller whose deadline passed could only wait for the
+   * socket: a TLS server that never answers the ClientHello holds it open forever. No effect once connected.
+   */
+  signal?: AbortSignal;
 }
 
 /** Counters since the manager was created. */
@@ -211,8 +217,8 @@ export class SelectorManager implements EndPointOwner {
     if (this._state !== 'IDLE') throw new IllegalStateError(`cannot listen in state ${this._state}`);
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
     this.server = server;
-    server.on('error', (error) => this.reportError(error, undefined));
     await new Promise<void>((resolve, reject) => {
+      // A failed listen (EADDRINUSE...) is the rejection only: reported once, to whoever awaits start().
       const onError = (error: Error): void => reject(error);
       server.once('error', onError);
       server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, backlog: options.backlog ?? 511 }, () => {
@@ -220,6 +226,7 @@ export class SelectorManager implements EndPointOwner {
         resolve();
       });
     });
+    server.on('error', (error) => this.reportError(error, undefined));
     this._address = server.address() as AddressInfo;
     this._state = 'STARTED';
     this.capacityTimer = this.scheduler.clock.setInterval(() => this.checkCapacity(), CAPACITY_CHECK_MS);
@@ -236,6 +243,8 @@ export class SelectorManager implements EndPointOwner {
     if (this._state === 'STOPPING' || this._state === 'STOPPED') {
       return Promise.reject(new IllegalStateError(`cannot connect in state ${this._state}`));
     }
+    const signal = options.signal;
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     return new Promise((resolve, reject) => {
       // localAddress: the source address (e.g. 127.0.0.2), so a load test can open more connections to one
       // target than one source address has ephemeral ports.
@@ -249,11 +258,18 @@ export class SelectorManager implements EndPointOwner {
       // tls.connect verifies the server's certificate (rejectUnauthorized defaults to true) before 'secureConnect'.
       const socket = tls === undefined ? netConnect(where) : tlsConnect({ ...tls, ...where });
       const onError = (error: Error): void => {
+        signal?.removeEventListener('abort', onAbort);
+        socket.off('error', onError);
+        // A destroyed TLS socket may still report what it was doing: nobody is listening any more.
+        socket.on('error', ignore);
         socket.destroy();
         reject(error);
       };
-      socket.once('error', onError);
+      const onAbort = (): void => onError(abortReason(signal!));
+      socket.on('error', onError);
+      signal?.addEventListener('abort', onAbort, { once: true });
       socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
+        signal?.removeEventListener('abort', onAbort);
         socket.off('error', onError);
         this.counters.connected++;
         resolve(this.attach(socket, factory));
@@ -463,6 +479,12 @@ export class SelectorManager implements EndPointOwner {
 }
 
 function ignore(): void {}
+
+/** Why an aborted connect rejects: the signal's reason when it is an Error (AbortController.abort() makes one). */
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`connect aborted: ${String(reason)}`);
+}
 
 /** Whether the endpoint is still in its TLS handshake (so its close is a handshake failure). */
 function isHandshaking(endPoint: EndPoint): boolean {

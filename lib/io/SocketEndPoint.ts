@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { RetainableBuffer } from '../buffers/RetainableBuffer.js';
 import { EndPoint } from './EndPoint.js';
+import { PeerClosedError } from './errors.js';
 import type { EndPointOptions } from './EndPoint.js';
 
 const kEndPoint = Symbol('quay.endPoint');
@@ -52,6 +54,14 @@ export class SocketEndPoint extends EndPoint {
   /** True over a `TLSSocket` (accepted by a TLS manager, connected with `tls`, or adopted from node:https). */
   override get secure(): boolean {
     return (this.socket as { encrypted?: boolean }).encrypted === true;
+  }
+
+  /** With the TLS version once the handshake is done (`TLSv1.3`), for `dump()`. */
+  override describe(): string {
+    const line = super.describe();
+    if (!this.secure) return line;
+    const version = (this.socket as TLSSocket).getProtocol?.();
+    return `${line} tls=${version ?? 'handshaking'}`;
   }
 
   get remoteAddress(): string {
@@ -160,8 +170,17 @@ function onSocketEnd(this: OwnedSocket): void {
 }
 
 function onSocketError(this: OwnedSocket, error: Error): void {
+  const endPoint = this[kEndPoint];
+  if (endPoint === undefined) return;
+  // After our output was shut down (the last response sent, our FIN or TLS close_notify on its way), a reset is the
+  // peer closing without reading that end: a TLS client that destroys its socket after the response resets the
+  // connection, as the close_notify is still unread. The exchange was complete: a close, not an error.
+  if (endPoint.state === 'OUTPUT_SHUTDOWN' && (error as NodeJS.ErrnoException).code === 'ECONNRESET') {
+    endPoint.close(new PeerClosedError());
+    return;
+  }
   // ECONNRESET, EPIPE, ETIMEDOUT...: the cause reaches the connection's onClose.
-  this[kEndPoint]?.close(error);
+  endPoint.close(error);
 }
 
 function onSocketClose(this: OwnedSocket): void {

@@ -1,8 +1,11 @@
 import type { TLSSocket } from 'node:tls';
+import { debuglog } from 'node:util';
 import type { Connection, ConnectionFactory } from './Connection.js';
 import type { EndPoint } from './EndPoint.js';
 import { TlsHandshakeError, TlsHandshakeTimeoutError } from './errors.js';
 import type { TlsHandshakeCounters } from './TlsHandshakeFailures.js';
+
+const debug = debuglog('quay');
 
 /**
  * The connection of a TLS endpoint until its handshake is done: the place of Jetty's `SslConnection` while it
@@ -68,7 +71,10 @@ export class TlsHandshakeConnection implements Connection {
     this.socket.off('secure', this.onSecure);
     if (this.state !== 'HANDSHAKING') return;
     this.state = 'FAILED';
-    this.counters.failed(cause);
+    const kind = this.counters.failed(cause);
+    // Per peer only for NODE_DEBUG=quay: anyone can fail a handshake, so the default is a count (stats, and one
+    // report a second).
+    debug('TLS handshake from %s failed (%s): %s', this.endPoint.remoteAddress, kind, cause === undefined ? 'closed' : cause.message);
   }
 
   onUpgradeFrom(): Buffer | undefined {

@@ -1,6 +1,7 @@
 import { createSecureContext, TLSSocket } from 'node:tls';
 import type { SecureContext, SecureContextOptions, SecureVersion } from 'node:tls';
 import type { Socket } from 'node:net';
+import { TlsHandshakeError } from './errors.js';
 
 /**
  * The TLS configuration of a server (https and wss on the same port). Names and meanings are node:tls's
@@ -68,9 +69,27 @@ export class TlsServerContext {
       // HTTP/1.1 only: a client that offers only h2 fails the handshake with no_application_protocol (RFC 7301
       // §3.2) instead of speaking HTTP/1.1 to a server it believes speaks h2. Clients that offer nothing get 1.1.
       ALPNProtocols: ALPN,
-      ...(options.SNICallback === undefined ? {} : { SNICallback: options.SNICallback }),
+      ...(options.SNICallback === undefined ? {} : { SNICallback: this.sniCallback }),
     });
   }
+
+  /**
+   * The user's SNICallback, made safe: a refusal becomes a {@link TlsHandshakeError} of kind `sni` (counted as
+   * such), and a callback that throws refuses that handshake instead of reaching the process (it is called from
+   * node's TLS layer, where an exception would be uncaught).
+   */
+  private readonly sniCallback = (servername: string, callback: (error: Error | null, context?: SecureContext) => void): void => {
+    const refuse = (cause: unknown): void =>
+      callback(new TlsHandshakeError('sni', `SNICallback refused ${JSON.stringify(servername.slice(0, 255))}: ${(cause as Error)?.message ?? String(cause)}`, cause));
+    try {
+      this.options.SNICallback!(servername, (error, context) => {
+        if (error != null) refuse(error);
+        else callback(null, context);
+      });
+    } catch (e) {
+      refuse(e);
+    }
+  };
 }
 
 const ALPN = ['http/1.1'];

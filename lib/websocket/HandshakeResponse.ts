@@ -4,12 +4,33 @@ import { hasToken } from './WebSocketUpgradeHandler.js';
 
 /** The stable codes of {@link HandshakeError}: why a client's connection never became a WebSocket. */
 export type HandshakeErrorCode =
-  /** The URL cannot be used: not a URL, a scheme other than ws: (or http:), or a fragment (RFC 6455 §3). */
+  /** The URL cannot be used: not a URL, a scheme other than ws:, wss: (or http:, https:), or a fragment (RFC 6455 §3). */
   | 'WS_INVALID_URL'
-  /** A wss:// (or https://) URL: quay's client does not speak TLS yet. */
-  | 'WS_TLS_UNSUPPORTED'
-  /** The TCP connection could not be opened (ECONNREFUSED, EHOSTUNREACH...); the socket error is the `cause`. */
+  /** The TCP connection could not be opened (ECONNREFUSED, EHOSTUNREACH, ENOTFOUND...); the socket error is the `cause`. */
   | 'WS_CONNECT_FAILED'
+  /**
+   * wss: the server's certificate chain does not lead to a trusted CA (node:tls `UNABLE_TO_VERIFY_LEAF_SIGNATURE`,
+   * `UNABLE_TO_GET_ISSUER_CERT_LOCALLY`, `UNABLE_TO_GET_ISSUER_CERT`, `SELF_SIGNED_CERT_IN_CHAIN`): give its CA
+   * with `ca`.
+   */
+  | 'WS_TLS_UNKNOWN_CA'
+  /** wss: the server's certificate is self-signed (node:tls `DEPTH_ZERO_SELF_SIGNED_CERT`): give it as `ca` to trust it. */
+  | 'WS_TLS_SELF_SIGNED'
+  /** wss: the server's certificate has expired (node:tls `CERT_HAS_EXPIRED`). */
+  | 'WS_TLS_CERT_EXPIRED'
+  /** wss: the server's certificate is not valid yet (node:tls `CERT_NOT_YET_VALID`; a clock off?). */
+  | 'WS_TLS_CERT_NOT_YET_VALID'
+  /**
+   * wss: the server's certificate is not for the host connected to (node:tls `ERR_TLS_CERT_ALTNAME_INVALID`,
+   * RFC 6125): the URL's host, or `servername` when given.
+   */
+  | 'WS_TLS_HOST_MISMATCH'
+  /**
+   * wss: any other TLS failure: no common protocol version or cipher, an alert from the server (e.g. it requires a
+   * client certificate), another certificate error, a server that is not TLS, a connection closed or reset during
+   * the TLS handshake. node:tls's code is `tlsCode`, its error the `cause`.
+   */
+  | 'WS_TLS_HANDSHAKE_FAILED'
   /** No complete handshake within `handshakeTimeoutMs` (connecting included). */
   | 'WS_HANDSHAKE_TIMEOUT'
   /** The server answered with a status other than 101 (RFC 6455 §4.1); `status` and `body` (up to 4 KiB) are set. */
@@ -40,13 +61,19 @@ export class HandshakeError extends Error {
   readonly status: number;
   /** The response body (up to {@link MAX_ERROR_BODY_BYTES}) for 'WS_HANDSHAKE_STATUS'; empty otherwise. */
   readonly body: Buffer;
+  /**
+   * For the 'WS_TLS_*' codes: node:tls's own code (`CERT_HAS_EXPIRED`, `ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION`,
+   * `ECONNRESET`...), the `code` of the `cause`; undefined otherwise.
+   */
+  readonly tlsCode: string | undefined;
 
-  constructor(code: HandshakeErrorCode, message: string, options?: { cause?: unknown; status?: number; body?: Buffer }) {
+  constructor(code: HandshakeErrorCode, message: string, options?: { cause?: unknown; status?: number; body?: Buffer; tlsCode?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.status = options?.status ?? 0;
     this.body = options?.body ?? EMPTY;
+    this.tlsCode = options?.tlsCode;
   }
 }
 

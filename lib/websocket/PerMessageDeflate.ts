@@ -47,6 +47,20 @@ export interface PerMessageDeflateOptions {
    * (64 KiB of JSON-like text, measured on our test machine: ~0.6 ms to inflate, ~2 ms to deflate at level 6). `Infinity`: always synchronous.
    */
   asyncThreshold?: number;
+  /**
+   * Client only (a server answers what the client offers and ignores these): ask the server not to use context
+   * takeover (RFC 7692 §7.1.1.1), so that this client keeps no 32 KiB inflate window per session. The server must
+   * agree, or the handshake fails ('WS_HANDSHAKE_EXTENSION'). Default false.
+   */
+  serverNoContextTakeover?: boolean;
+  /** Client only: ask the server to compress with at most this LZ77 window, 9 to 15 (§7.1.2.1). Default: not asked. */
+  serverMaxWindowBits?: number;
+  /**
+   * Client only: offer `client_max_window_bits` (§7.1.2.2), with a value (9 to 15: our window at most), or `true`
+   * without one (the server may choose; it may not choose 8, which zlib cannot honour for raw deflate, else the
+   * handshake fails). Default: not offered, so the server cannot limit our window.
+   */
+  clientMaxWindowBits?: number | true;
 }
 
 /** What was agreed for one session, in terms of our side (server or client). */
@@ -68,6 +82,10 @@ export interface DeflateSettings {
   readonly threshold: number;
   readonly level: number;
   readonly asyncThreshold: number;
+  /** The client's `Sec-WebSocket-Extensions` offer (unused by a server). */
+  readonly offer: string;
+  /** What that offer asks for, to check the server's answer against. */
+  readonly offered: Readonly<Pick<DeflateParams, 'serverNoContextTakeover' | 'serverMaxWindowBits' | 'clientMaxWindowBits'>>;
 }
 
 /** Applies the defaults of {@link PerMessageDeflateOptions}; `undefined` when compression is off. */
@@ -82,7 +100,28 @@ export function resolveDeflateSettings(option: boolean | PerMessageDeflateOption
   if (!((Number.isInteger(asyncThreshold) && asyncThreshold >= 0) || asyncThreshold === Infinity)) {
     throw new RangeError(`perMessageDeflate.asyncThreshold must be an integer >= 0 or Infinity, not ${asyncThreshold}`);
   }
-  return Object.freeze({ threshold, level, asyncThreshold });
+  const serverNoContextTakeover = options.serverNoContextTakeover === true;
+  const serverMaxWindowBits = options.serverMaxWindowBits;
+  if (serverMaxWindowBits !== undefined && !isOfferableWindow(serverMaxWindowBits)) {
+    throw new RangeError(`perMessageDeflate.serverMaxWindowBits must be an integer from 9 to 15, not ${serverMaxWindowBits}`);
+  }
+  const clientMaxWindowBits = options.clientMaxWindowBits;
+  if (clientMaxWindowBits !== undefined && clientMaxWindowBits !== true && !isOfferableWindow(clientMaxWindowBits)) {
+    throw new RangeError(`perMessageDeflate.clientMaxWindowBits must be true or an integer from 9 to 15, not ${String(clientMaxWindowBits)}`);
+  }
+  // client_no_context_takeover always: quay compresses every message on its own anyway, and saying so lets the
+  // server drop its inflate window.
+  let offer = 'permessage-deflate; client_no_context_takeover';
+  if (serverNoContextTakeover) offer += '; server_no_context_takeover';
+  if (serverMaxWindowBits !== undefined) offer += `; server_max_window_bits=${serverMaxWindowBits}`;
+  if (clientMaxWindowBits === true) offer += '; client_max_window_bits';
+  else if (clientMaxWindowBits !== undefined) offer += `; client_max_window_bits=${clientMaxWindowBits}`;
+  return Object.freeze({ threshold, level, asyncThreshold, offer, offered: Object.freeze({ serverNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits }) });
+}
+
+/** 9 to 15: the windows zlib's raw deflate honours (it turns 8 into 9, which would break a peer's limit of 8). */
+function isOfferableWindow(bits: number): boolean {
+  return Number.isInteger(bits) && bits >= 9 && bits <= 15;
 }
 
 /** One extension of a `Sec-WebSocket-Extensions` list: its name and parameters (values unquoted; `true` for none). */
@@ -243,29 +282,42 @@ export function negotiateDeflate(offers: readonly ExtensionOffer[]): DeflateAgre
   return undefined;
 }
 
-/**
- * The client's offer. `client_no_context_takeover`: quay compresses every message on its own anyway, and saying
- * so lets the server drop its inflate window. No `client_max_window_bits`, so the server may not limit our window
- * (§7.1.2.2), and no `server_*` parameter: the server chooses, and we inflate whatever it picks.
- */
-export const CLIENT_DEFLATE_OFFER = 'permessage-deflate; client_no_context_takeover';
 
 /**
- * Checks the server's answer to {@link CLIENT_DEFLATE_OFFER} (RFC 7692 §5.1, §7): exactly one extension,
- * permessage-deflate, with known, unrepeated, valid parameters, and no `client_max_window_bits` (we did not offer
- * it). `server_max_window_bits` is accepted (our 15-bit inflater reads any smaller window).
+ * Checks the server's answer to the client's offer (`settings.offer`, RFC 7692 §5.1, §7): exactly one extension,
+ * permessage-deflate, with known, unrepeated, valid parameters that agree with the offer: `server_no_context_takeover`
+ * when we asked for it (§7.1.1.1), `server_max_window_bits` no larger than we asked (§7.1.2.1; without our asking
+ * any is fine: our 15-bit inflater reads any smaller window), `client_max_window_bits` only when we offered it and
+ * no larger than our value, nor 8 (§7.1.2.2). We then compress with the window the server allows.
  * @throws ExtensionHeaderError naming what is wrong (the client fails the handshake with it)
  */
-export function acceptDeflateResponse(header: string): DeflateAgreement {
+export function acceptDeflateResponse(header: string, settings: DeflateSettings): DeflateAgreement {
   const extensions = parseExtensions(header);
   if (extensions.length !== 1 || extensions[0]!.name.toLowerCase() !== 'permessage-deflate') {
     throw new ExtensionHeaderError(`the server selected ${JSON.stringify(header.slice(0, 128))}, not one permessage-deflate as offered`);
   }
   const params = readDeflateParams(extensions[0]!.params);
-  if (params.clientMaxWindowBits !== undefined) {
-    throw new ExtensionHeaderError('permessage-deflate response: client_max_window_bits, which was not offered (RFC 7692 §7.1.2.2)');
+  const offered = settings.offered;
+  if (offered.serverNoContextTakeover && !params.serverNoContextTakeover) {
+    throw new ExtensionHeaderError('permessage-deflate response: no server_no_context_takeover, which was asked for (RFC 7692 §7.1.1.1)');
   }
-  return { response: header.trim(), inflateWindow: !params.serverNoContextTakeover, deflateWindowBits: 15 };
+  if (offered.serverMaxWindowBits !== undefined && (params.serverMaxWindowBits ?? 15) > offered.serverMaxWindowBits) {
+    throw new ExtensionHeaderError(
+      `permessage-deflate response: server_max_window_bits ${params.serverMaxWindowBits ?? 'absent'}, over the ${offered.serverMaxWindowBits} asked for (RFC 7692 §7.1.2.1)`,
+    );
+  }
+  const clientBits = params.clientMaxWindowBits;
+  if (clientBits !== undefined) {
+    if (offered.clientMaxWindowBits === undefined) {
+      throw new ExtensionHeaderError('permessage-deflate response: client_max_window_bits, which was not offered (RFC 7692 §7.1.2.2)');
+    }
+    if (clientBits === true) throw new ExtensionHeaderError('permessage-deflate response: client_max_window_bits without a value (RFC 7692 §7.1.2.2)');
+    if (offered.clientMaxWindowBits !== true && clientBits > offered.clientMaxWindowBits) {
+      throw new ExtensionHeaderError(`permessage-deflate response: client_max_window_bits ${clientBits}, over the ${offered.clientMaxWindowBits} offered (RFC 7692 §7.1.2.2)`);
+    }
+    if (clientBits === 8) throw new ExtensionHeaderError('permessage-deflate response: client_max_window_bits 8, which zlib cannot honour for raw deflate');
+  }
+  return { response: header.trim(), inflateWindow: !params.serverNoContextTakeover, deflateWindowBits: clientBits === undefined ? 15 : clientBits };
 }
 
 /** RFC 7692 §7.2.1/§7.2.2: the empty stored block a sync flush ends with, removed by the sender, appended back here. */

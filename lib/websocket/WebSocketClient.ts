@@ -1,11 +1,13 @@
 import { randomFillSync } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import type { ConnectionOptions as TlsConnectionOptions, SecureContext } from 'node:tls';
 import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { IdleTimeoutScheduler } from '../io/IdleTimeoutScheduler.js';
 import type { IdleTimeoutTarget } from '../io/IdleTimeoutScheduler.js';
 import { SelectorManager } from '../io/SelectorManager.js';
-import type { SelectorManagerStats } from '../io/SelectorManager.js';
+import type { OutboundOptions, SelectorManagerStats } from '../io/SelectorManager.js';
 import type { WatermarkOptions } from '../io/WriteFlusher.js';
 import { IllegalStateError } from '../io/errors.js';
 import { HttpFields } from '../http/HttpFields.js';
@@ -15,9 +17,10 @@ import type { HttpParserHandler, HttpRequestHead, HttpResponseHead } from '../ht
 import { FrameParser } from './FrameParser.js';
 import type { FrameParserListener } from './FrameParser.js';
 import { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './HandshakeResponse.js';
+import type { HandshakeErrorCode } from './HandshakeResponse.js';
 import { WebSocketConnection, resolveSettings } from './WebSocketConnection.js';
 import type { WebSocketConnectionOptions, WebSocketSettings } from './WebSocketConnection.js';
-import { CLIENT_DEFLATE_OFFER, MessageDeflate, acceptDeflateResponse, resolveDeflateSettings } from './PerMessageDeflate.js';
+import { MessageDeflate, acceptDeflateResponse, resolveDeflateSettings } from './PerMessageDeflate.js';
 import type { DeflateAgreement, DeflateSettings, PerMessageDeflateOptions } from './PerMessageDeflate.js';
 import type { WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import type { WebSocketSession } from './WebSocketSession.js';
@@ -54,6 +57,40 @@ export interface WebSocketConnectOptions extends WebSocketSessionOptions {
    * ('WS_HANDSHAKE_EXTENSION').
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+
+  // TLS, for wss:// URLs (ignored for ws://). Flat on the options, under node:tls's names, rather than in a
+  // `tls: {...}` object: that is what a `ws` user writes (ws hands its options object to tls.connect, so
+  // `new WebSocket(url, { ca, rejectUnauthorized })`), and node:https's request options are flat too; one object
+  // serves both, and moving from ws changes nothing. Only the options below are taken (not the rest of node:tls's).
+
+  /**
+   * The CA certificates (PEM) that the server's certificate must chain to, in place of Node's root CAs (as
+   * node:tls). Default: Node's root CAs (plus `NODE_EXTRA_CA_CERTS`). For a self-signed server certificate, give
+   * the certificate itself.
+   */
+  ca?: TlsConnectionOptions['ca'];
+  /** A client certificate chain (PEM) for mutual TLS, with its `key`. Default: none. */
+  cert?: TlsConnectionOptions['cert'];
+  /** The private key (PEM) of `cert`. Default: none. */
+  key?: TlsConnectionOptions['key'];
+  /** The passphrase of `key` (or of `pfx`). */
+  passphrase?: string;
+  /** A client key and certificate in one PKCS#12 file, instead of `key` and `cert`. */
+  pfx?: TlsConnectionOptions['pfx'];
+  /**
+   * The name sent in SNI (RFC 6066 §3) and that the server's certificate must match (RFC 6125). Default, as in
+   * node:tls: the URL's host when it is a name; for an IP literal, no SNI and the certificate must name the IP.
+   * The `Host` field is not changed by it.
+   */
+  servername?: string;
+  /**
+   * Whether a certificate that fails verification (unknown CA, expired, wrong host) fails the connection with a
+   * 'WS_TLS_*' {@link HandshakeError}. Default true. `false` accepts any certificate: for tests only, since
+   * anyone on the path can then read and change the traffic.
+   */
+  rejectUnauthorized?: boolean;
+  /** The oldest TLS version to accept (node:tls `minVersion`). Default: Node's, 'TLSv1.2'. */
+  minVersion?: TlsConnectionOptions['minVersion'];
 }
 
 /** Options of a {@link WebSocketClient} (shared by its connections). */
@@ -77,9 +114,10 @@ export interface WebSocketClientOptions extends WatermarkOptions {
 }
 
 /**
- * The WebSocket client (RFC 6455 §4.1): opens TCP connections through its own {@link SelectorManager}, performs
- * the opening handshake, and hands each connection to a {@link WebSocketConnection} in the client role (masked
- * frames, §5.3). The sessions have the server's API ({@link WebSocketSession}).
+ * The WebSocket client (RFC 6455 §4.1): opens TCP connections (TLS ones for wss://, RFC 6455 §3) through its own
+ * {@link SelectorManager}, performs the opening handshake, and hands each connection to a
+ * {@link WebSocketConnection} in the client role (masked frames, §5.3). The sessions have the server's API
+ * ({@link WebSocketSession}).
  *
  * One client serves any number of connections: they share one idle-timeout scheduler (one timer, which also
  * times the handshakes), so a load test holding 10 000 sessions runs one timer, not 10 000. `stop()` closes
@@ -143,11 +181,13 @@ export class WebSocketClient {
   }
 
   /**
-   * Opens a WebSocket to `url` (`ws://host[:port][/path][?query]`; IPv6 hosts in brackets). Resolves with the
-   * session once the server's 101 has been checked and the listener's `onOpen` has run; frames the server sent
-   * with its 101 reach the listener right after. Rejects with a {@link HandshakeError} (the socket, if any, is
-   * closed), or with a TypeError / RangeError for invalid options (before any connection is attempted). Safe to
-   * drop: a rejection nobody awaits does not reach `unhandledRejection`.
+   * Opens a WebSocket to `url` (`ws://host[:port][/path][?query]`, or `wss://` over TLS, port 443 by default; IPv6
+   * hosts in brackets). Resolves with the session once the server's 101 has been checked and the listener's
+   * `onOpen` has run; frames the server sent with its 101 reach the listener right after. Rejects with a
+   * {@link HandshakeError} (the socket, if any, is closed; a certificate the client refuses is one of the
+   * 'WS_TLS_*' codes), or with a TypeError / RangeError for invalid options, or node:tls's error for an unusable
+   * `ca` / `cert` / `key` (before any connection is attempted). Safe to drop: a rejection nobody awaits does not
+   * reach `unhandledRejection`.
    *
    * Sessions whose options resolve to the same settings share one settings object (as the sessions of one
    * upgrade handler do), so `{ ...base, listener }` per connection costs nothing per idle session.
@@ -159,7 +199,7 @@ export class WebSocketClient {
     const key = nextClientKey();
     try {
       target = parseWebSocketUrl(url);
-      resolved = resolveConnectOptions(options);
+      resolved = resolveConnectOptions(options, target.secure);
       request = buildRequest(target, resolved, key);
     } catch (e) {
       return safeToDrop(Promise.reject(e));
@@ -216,7 +256,8 @@ const NO_ACCEPT: ConnectionFactory = {
 /**
  * The client connection's states:
  * ```
- *   CONNECTING --TCP connected: request written--> HANDSHAKE --valid 101: endPoint.upgrade()--> UPGRADED
+ *   CONNECTING --TCP connected (wss: and the TLS handshake done): request written--> HANDSHAKE
+ *   HANDSHAKE --valid 101: endPoint.upgrade()--> UPGRADED
  *   CONNECTING / HANDSHAKE --refused, timeout, bad response, close, stop--> FAILED (endpoint closed, Promise rejected)
  * ```
  */
@@ -245,6 +286,8 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
   private leftover: Buffer | undefined;
   private resolve: ((session: WebSocketSession) => void) | undefined;
   private reject: ((error: Error) => void) | undefined;
+  /** wss:// only: gives up the TCP connect or TLS handshake in progress when the handshake fails. */
+  private abort: AbortController | undefined;
 
   constructor(
     private readonly client: WebSocketClient,
@@ -260,20 +303,21 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
     this.reject = reject;
   }
 
-  /** Starts the deadline and the TCP connect. */
+  /** Starts the deadline and the TCP connect (and the TLS handshake for wss://). */
   start(): void {
     const manager = this.client.selectorManager;
     this.client.handshakeStarted(this);
     if (this.options.handshakeTimeoutMs > 0) this.deadline = new HandshakeDeadline(this, manager.scheduler, this.options.handshakeTimeoutMs);
-    const localAddress = this.options.localAddress;
-    manager
-      .connect(
-        localAddress === undefined
-          ? { host: this.target.host, port: this.target.port }
-          : { host: this.target.host, port: this.target.port, localAddress },
-        this,
-      )
-      .then(undefined, (error: unknown) => this.onConnectFailed(error));
+    const outbound: OutboundOptions = { host: this.target.host, port: this.target.port };
+    if (this.options.localAddress !== undefined) outbound.localAddress = this.options.localAddress;
+    const tls = this.options.tls;
+    if (tls !== undefined) outbound.tls = tls;
+    // A failed handshake (the deadline, stop()) destroys a socket still connecting: a TLS server may accept TCP and
+    // never answer the ClientHello, and a TCP connect to a host that drops SYNs takes the OS minutes to give up;
+    // either would hold a descriptor long after the Promise rejected.
+    this.abort = new AbortController();
+    outbound.signal = this.abort.signal;
+    manager.connect(outbound, this).then(undefined, (error: unknown) => this.onConnectFailed(error));
   }
 
   // ------------------------------------------------------------------------------------ ConnectionFactory
@@ -340,7 +384,11 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
   }
 
   onClose(cause: Error | undefined): void {
-    if (this.state === 'CONNECTING' || this.state === 'HANDSHAKE') this.fail(this.closedError(cause));
+    if (this.state !== 'CONNECTING' && this.state !== 'HANDSHAKE') return;
+    // TLS 1.3 (RFC 8446 §4.4.2) lets the client finish first: a server that refuses our certificate (or has none
+    // of it) says so with an alert after 'secureConnect', i.e. here, as a node:tls ERR_SSL_* error.
+    if (this.options.tls !== undefined && isTlsAlert(cause)) this.fail(this.tlsError(cause));
+    else this.fail(this.closedError(cause));
   }
 
   onShutdown(): void {
@@ -392,10 +440,17 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
 
   // ------------------------------------------------------------------------------------ transitions
 
-  /** @internal The TCP connect failed (ECONNREFUSED...), or the manager refused to connect. */
+  /**
+   * @internal The TCP connect failed (ECONNREFUSED...), the TLS handshake failed (certificate, alert, reset), or the
+   * manager refused to connect. (After an abort the connection has already failed: nothing more happens.)
+   */
   onConnectFailed(error: unknown): void {
     if (error instanceof IllegalStateError) {
       this.fail(new HandshakeError('WS_CLIENT_STOPPED', 'the WebSocket client was stopped', { cause: error }));
+      return;
+    }
+    if (this.options.tls !== undefined && error instanceof Error && !isConnectError(error)) {
+      this.fail(this.tlsError(error));
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -404,7 +459,12 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
 
   /** @internal The handshake deadline (or the endpoint's idle timeout) passed. */
   onHandshakeTimeout(): void {
-    const phase = this.state === 'CONNECTING' ? 'connecting to' : 'waiting for the handshake response of';
+    const phase =
+      this.state !== 'CONNECTING'
+        ? 'waiting for the handshake response of'
+        : this.options.tls === undefined
+          ? 'connecting to'
+          : 'connecting to (TCP and TLS handshake)';
     this.fail(new HandshakeError('WS_HANDSHAKE_TIMEOUT', `timed out ${phase} ${this.target.hostHeader} (handshakeTimeoutMs ${this.options.handshakeTimeoutMs})`));
   }
 
@@ -426,7 +486,7 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
         // RFC 7692 §5.1, §7: a response that is not a valid answer to our offer fails the connection.
         let agreement: DeflateAgreement;
         try {
-          agreement = acceptDeflateResponse(extensions);
+          agreement = acceptDeflateResponse(extensions, options.deflate!);
         } catch (e) {
           throw new HandshakeError('WS_HANDSHAKE_EXTENSION', (e as Error).message, { status: 101 });
         }
@@ -470,12 +530,28 @@ class WebSocketClientConnection implements Connection, ConnectionFactory, HttpPa
     this.endPoint?.close(error);
   }
 
-  /** The handshake is over either way: stop the deadline, drop the parser, leave the client's books. */
+  /**
+   * The handshake is over either way: stop the deadline, drop the parser, leave the client's books, and give up a
+   * connect still in progress (a no-op once connected).
+   */
   private end(): void {
     this.deadline?.cancel();
     this.deadline = undefined;
     this.parser = undefined;
+    const abort = this.abort;
+    this.abort = undefined;
+    if (abort !== undefined && this.endPoint === undefined) abort.abort();
     this.client.handshakeEnded(this);
+  }
+
+  /** A failed TLS handshake as a 'WS_TLS_*' error that names node:tls's reason (its code is `tlsCode`). */
+  private tlsError(cause: Error): HandshakeError {
+    const tlsCode = errorCode(cause);
+    const code = (tlsCode === undefined ? undefined : TLS_CODES.get(tlsCode)) ?? 'WS_TLS_HANDSHAKE_FAILED';
+    return new HandshakeError(code, `TLS with ${this.target.hostHeader} failed: ${cause.message}${tlsCode === undefined ? '' : ` (${tlsCode})`}`, {
+      cause,
+      ...(tlsCode === undefined ? {} : { tlsCode }),
+    });
   }
 
   private statusError(cause: Error | undefined): HandshakeError {
@@ -529,12 +605,17 @@ class HandshakeDeadline implements IdleTimeoutTarget {
 
 // ------------------------------------------------------------------------------------------------ the URL
 
-/** @internal Where to connect and what to ask for, from a ws:// URL. */
+/** @internal Where to connect and what to ask for, from a ws:// or wss:// URL. */
 export interface WebSocketTarget {
+  /** wss: (or https:): over TLS. */
+  readonly secure: boolean;
   /** For `net.connect`: a name or an IP address (IPv6 without brackets). */
   readonly host: string;
   readonly port: number;
-  /** The `Host` value (RFC 6455 §4.1 item 4): the authority, port omitted when it is 80, IPv6 in brackets. */
+  /**
+   * The `Host` value (RFC 6455 §4.1 item 4): the authority, port omitted when it is the scheme's default (80, 443
+   * for wss), IPv6 in brackets.
+   */
   readonly hostHeader: string;
   /** The request-target: path and query (RFC 6455 §3 "resource name"). */
   readonly requestTarget: string;
@@ -544,9 +625,10 @@ export interface WebSocketTarget {
 }
 
 /**
- * @internal Parses a WebSocket URI (RFC 6455 §3): `ws://host[:port][/path][?query]`, port 80 by default. `http:`
- * is accepted as its synonym (as the WHATWG WebSocket does); `wss:` is refused until the client speaks TLS.
- * @throws HandshakeError 'WS_INVALID_URL' or 'WS_TLS_UNSUPPORTED'.
+ * @internal Parses a WebSocket URI (RFC 6455 §3): `ws://host[:port][/path][?query]`, port 80 by default, or
+ * `wss://...`, over TLS, port 443 by default. `http:` and `https:` are accepted as their synonyms (as the WHATWG
+ * WebSocket does).
+ * @throws HandshakeError 'WS_INVALID_URL'.
  */
 export function parseWebSocketUrl(input: string | URL): WebSocketTarget {
   let url: URL;
@@ -555,11 +637,9 @@ export function parseWebSocketUrl(input: string | URL): WebSocketTarget {
   } catch (e) {
     throw new HandshakeError('WS_INVALID_URL', `invalid WebSocket URL ${JSON.stringify(String(input))}`, { cause: e });
   }
-  if (url.protocol === 'wss:' || url.protocol === 'https:') {
-    throw new HandshakeError('WS_TLS_UNSUPPORTED', `${url.protocol}// is not supported yet: quay's WebSocket client has no TLS; use ws:// (or a TLS-terminating proxy)`);
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'http:') {
-    throw new HandshakeError('WS_INVALID_URL', `a WebSocket URL starts with ws://, not ${url.protocol}//`);
+  const secure = url.protocol === 'wss:' || url.protocol === 'https:';
+  if (!secure && url.protocol !== 'ws:' && url.protocol !== 'http:') {
+    throw new HandshakeError('WS_INVALID_URL', `a WebSocket URL starts with ws:// or wss://, not ${url.protocol}//`);
   }
   // RFC 6455 §3: "Fragment identifiers ... MUST NOT be used on these URIs".
   if (url.hash !== '') throw new HandshakeError('WS_INVALID_URL', 'a WebSocket URL has no fragment (#...) (RFC 6455 §3)');
@@ -578,8 +658,11 @@ export function parseWebSocketUrl(input: string | URL): WebSocketTarget {
     authorization = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
   }
   return {
+    secure,
     host,
-    port: url.port === '' ? 80 : Number(url.port),
+    // RFC 6455 §3: "If the port component is absent, the default port is 80 for "ws" and 443 for "wss"". The URL
+    // parser also drops an explicit default port from `host`, so the Host field is the same either way.
+    port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
     hostHeader: url.host,
     requestTarget: path + url.search,
     path,
@@ -603,6 +686,8 @@ interface ResolvedConnectOptions {
   readonly hasAuthorization: boolean;
   readonly handshakeTimeoutMs: number;
   readonly localAddress: string | undefined;
+  /** wss:// only: the node:tls options of the connect (undefined for ws://: no TLS work at all there). */
+  readonly tls: TlsConnectionOptions | undefined;
 }
 
 const NO_OPTIONS: WebSocketConnectOptions = Object.freeze({});
@@ -638,7 +723,7 @@ const NO_FRAMES: FrameParserListener = {
   onClose: () => false,
 };
 
-function resolveConnectOptions(options: WebSocketConnectOptions): ResolvedConnectOptions {
+function resolveConnectOptions(options: WebSocketConnectOptions, secure: boolean): ResolvedConnectOptions {
   const settings = sharedSettings(options);
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
   if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs < 0) {
@@ -658,7 +743,7 @@ function resolveConnectOptions(options: WebSocketConnectOptions): ResolvedConnec
   const deflate = resolveDeflateSettings(options.perMessageDeflate);
   const fields: [string, string][] = [];
   if (offered.length > 0) fields.push(['Sec-WebSocket-Protocol', offered.join(', ')]);
-  if (deflate !== undefined) fields.push(['Sec-WebSocket-Extensions', CLIENT_DEFLATE_OFFER]);
+  if (deflate !== undefined) fields.push(['Sec-WebSocket-Extensions', deflate.offer]);
   let host: string | undefined;
   let hasOrigin = false;
   let hasAuthorization = false;
@@ -694,7 +779,105 @@ function resolveConnectOptions(options: WebSocketConnectOptions): ResolvedConnec
     hasAuthorization,
     handshakeTimeoutMs,
     localAddress: options.localAddress,
+    tls: secure ? resolveTlsOptions(options) : undefined,
   };
+}
+
+// ------------------------------------------------------------------------------------------------ TLS
+
+/**
+ * The node:tls options of a wss:// connect. The secure context (the parsed CA store, client certificate and key)
+ * is made here, before connecting (an unusable `ca`, `cert` or `key` throws node:tls's error), and shared with the
+ * next connection given the same values: tls.connect would otherwise parse the PEM again for every connection and
+ * keep one context per socket, which a load test opening 10 000 connections would pay 10 000 times.
+ */
+function resolveTlsOptions(options: WebSocketConnectOptions): TlsConnectionOptions {
+  const { servername, rejectUnauthorized } = options;
+  if (servername !== undefined && typeof servername !== 'string') throw new TypeError('servername must be a string');
+  if (rejectUnauthorized !== undefined && typeof rejectUnauthorized !== 'boolean') throw new TypeError('rejectUnauthorized must be a boolean');
+  const tls: TlsConnectionOptions = {
+    secureContext: sharedSecureContext(options),
+    // RFC 7301: the WebSocket handshake is HTTP/1.1 (RFC 6455 §4.1), which a server that also speaks h2 must pick.
+    ALPNProtocols: ALPN_HTTP1,
+  };
+  // Absent, node:tls verifies (its default, true, as in ws; NODE_TLS_REJECT_UNAUTHORIZED=0 turns it off, with
+  // Node's warning), and sends the URL's host as SNI when it is a name, none for an IP literal (RFC 6066 §3).
+  if (rejectUnauthorized !== undefined) tls.rejectUnauthorized = rejectUnauthorized;
+  if (servername !== undefined) tls.servername = servername;
+  return tls;
+}
+
+const ALPN_HTTP1: readonly string[] = Object.freeze(['http/1.1']);
+
+/** The context made last and what it was made of (compared by identity: the same strings or Buffers). */
+let lastSecureContext:
+  | {
+      readonly ca: TlsConnectionOptions['ca'];
+      readonly cert: TlsConnectionOptions['cert'];
+      readonly key: TlsConnectionOptions['key'];
+      readonly pfx: TlsConnectionOptions['pfx'];
+      readonly passphrase: string | undefined;
+      readonly minVersion: TlsConnectionOptions['minVersion'];
+      readonly context: SecureContext;
+    }
+  | undefined;
+
+function sharedSecureContext(options: WebSocketConnectOptions): SecureContext {
+  const { ca, cert, key, pfx, passphrase, minVersion } = options;
+  const last = lastSecureContext;
+  if (
+    last !== undefined &&
+    last.ca === ca &&
+    last.cert === cert &&
+    last.key === key &&
+    last.pfx === pfx &&
+    last.passphrase === passphrase &&
+    last.minVersion === minVersion
+  ) {
+    return last.context;
+  }
+  const context = createSecureContext({
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    ...(pfx === undefined ? {} : { pfx }),
+    ...(passphrase === undefined ? {} : { passphrase }),
+    ...(minVersion === undefined ? {} : { minVersion }),
+  });
+  lastSecureContext = { ca, cert, key, pfx, passphrase, minVersion, context };
+  return context;
+}
+
+/** node:tls's codes of a refused server certificate, by the 'WS_TLS_*' code that names the reason. */
+const TLS_CODES: ReadonlyMap<string, HandshakeErrorCode> = new Map<string, HandshakeErrorCode>([
+  ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'WS_TLS_UNKNOWN_CA'],
+  ['UNABLE_TO_GET_ISSUER_CERT', 'WS_TLS_UNKNOWN_CA'],
+  ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'WS_TLS_UNKNOWN_CA'],
+  ['SELF_SIGNED_CERT_IN_CHAIN', 'WS_TLS_UNKNOWN_CA'],
+  ['DEPTH_ZERO_SELF_SIGNED_CERT', 'WS_TLS_SELF_SIGNED'],
+  ['CERT_HAS_EXPIRED', 'WS_TLS_CERT_EXPIRED'],
+  ['CERT_NOT_YET_VALID', 'WS_TLS_CERT_NOT_YET_VALID'],
+  ['ERR_TLS_CERT_ALTNAME_INVALID', 'WS_TLS_HOST_MISMATCH'],
+]);
+
+function errorCode(error: Error): string | undefined {
+  const code: unknown = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * A failure to reach the server at all (ECONNREFUSED, EHOSTUNREACH, ENOTFOUND...): node reports them from the
+ * `connect` or `getaddrinfo` system call. Everything else a TLS connect rejects with happened in the TLS
+ * handshake (a certificate, an alert, a reset or close before 'secureConnect').
+ */
+function isConnectError(error: Error): boolean {
+  const syscall: unknown = (error as { syscall?: unknown }).syscall;
+  return syscall === 'connect' || syscall === 'getaddrinfo';
+}
+
+/** An error of OpenSSL's (node:tls's `ERR_SSL_*`): a TLS alert or protocol error on an established connection. */
+function isTlsAlert(error: Error | undefined): error is Error {
+  return error !== undefined && errorCode(error)?.startsWith('ERR_SSL_') === true;
 }
 
 /** resolveSettings, with the frame limits checked, shared with the previous connection when equal. */

@@ -4,6 +4,7 @@ import type { EndPoint } from '../io/EndPoint.js';
 import type { TimerHandle } from '../io/Clock.js';
 import type { WriteCallback } from '../io/WriteFlusher.js';
 import { IdleTimeoutError, PeerClosedError } from '../io/errors.js';
+import { channels } from '../io/diagnostics.js';
 import { CloseStatus } from './CloseStatus.js';
 import { FrameGenerator } from './FrameGenerator.js';
 import { DEFAULT_FRAME_PARSER_LIMITS, FrameParser } from './FrameParser.js';
@@ -110,6 +111,8 @@ export interface WebSocketConnectionOptions {
   path?: string;
   /** permessage-deflate, when the handshake agreed it (RFC 7692): RSV1 is then allowed on data messages. */
   deflate?: MessageDeflate;
+  /** The live sessions of the handler: the session is in it from just before `onOpen` to just before `onClose`. */
+  sessions?: Set<WebSocketSession>;
 }
 
 /**
@@ -192,6 +195,8 @@ export class WebSocketConnection implements Connection {
   private heldInput: Buffer | undefined;
   /** Why reads are held, a bitmask of `HOLD_*` (each reason set and released on its own); 0 = reading. */
   private readHolds = 0;
+  /** The handler's live sessions (server side), if it tracks them. */
+  private readonly sessions: Set<WebSocketSession> | undefined;
   /** The read buffer being parsed, so that a message that is a view of it can be detected (and copied). */
   private readBuffer: Buffer | undefined;
   /** An error already given to onError, so that the endpoint's close cause is not reported twice. */
@@ -221,6 +226,7 @@ export class WebSocketConnection implements Connection {
     if (settings.idleTimeoutMs !== undefined) endPoint.idleTimeoutMs = settings.idleTimeoutMs;
     if (settings.pingIntervalMs > 0) endPoint.idleTimeoutMs = settings.pingIntervalMs;
     this.session = new WebSocketSession(this, options.protocol ?? '', options.extensions ?? '', options.path ?? '');
+    this.sessions = options.sessions;
   }
 
   /** The close handshake's state. */
@@ -252,6 +258,8 @@ export class WebSocketConnection implements Connection {
   // ------------------------------------------------------------------------------------ Connection callbacks
 
   onOpen(): void {
+    this.sessions?.add(this.session);
+    if (channels.websocketOpen.hasSubscribers) channels.websocketOpen.publish({ session: this.session });
     const onOpen = this.listener.onOpen;
     if (onOpen === undefined) return;
     try {
@@ -309,6 +317,7 @@ export class WebSocketConnection implements Connection {
   onClose(cause: Error | undefined): void {
     const wasState = this._state;
     this._state = 'CLOSED';
+    this.sessions?.delete(this.session);
     this.closeTimer?.cancel();
     this.closeTimer = undefined;
     this.stopStallCheck();
@@ -324,6 +333,9 @@ export class WebSocketConnection implements Connection {
     }
     if (cause !== undefined && cause !== this.reportedError && !(cause instanceof PeerClosedError)) {
       this.emitError(cause);
+    }
+    if (channels.websocketClose.hasSubscribers) {
+      channels.websocketClose.publish({ session: this.session, code: this.closeCode, reason: this.closeReason });
     }
     const onClose = this.listener.onClose;
     if (onClose === undefined) return;

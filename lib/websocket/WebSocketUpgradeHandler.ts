@@ -8,6 +8,7 @@ import type { WebSocketConnectionOptions, WebSocketSettings } from './WebSocketC
 import { MessageDeflate, negotiateDeflate, parseExtensions, resolveDeflateSettings } from './PerMessageDeflate.js';
 import type { DeflateAgreement, DeflateSettings, PerMessageDeflateOptions } from './PerMessageDeflate.js';
 import type { WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
+import type { WebSocketSession } from './WebSocketSession.js';
 
 /** `accept` takes the session: the listener, and optionally the subprotocol and extra 101 headers. */
 export interface WebSocketAccept {
@@ -69,6 +70,7 @@ export class WebSocketUpgradeHandler implements Handler {
   private readonly subprotocols: readonly string[];
   private readonly origins: WebSocketUpgradeHandlerOptions['origins'];
   private readonly deflate: DeflateSettings | undefined;
+  private readonly _sessions = new Set<WebSocketSession>();
 
   constructor(options: WebSocketUpgradeHandlerOptions) {
     if (typeof options.accept !== 'function') throw new TypeError('WebSocketUpgradeHandler needs an accept function');
@@ -80,6 +82,15 @@ export class WebSocketUpgradeHandler implements Handler {
     }
     this.origins = options.origins;
     this.deflate = resolveDeflateSettings(options.perMessageDeflate);
+  }
+
+  /**
+   * The open sessions of this handler (ws's `wss.clients`): a session is in it from just before its listener's
+   * `onOpen` to just before its `onClose`, so `broadcast(handler.sessions, text)` reaches every open member.
+   * Iterate it, do not keep it: it changes as sessions come and go.
+   */
+  get sessions(): ReadonlySet<WebSocketSession> {
+    return this._sessions;
   }
 
   handle(request: Request, response: Response): boolean | Promise<boolean> {
@@ -191,8 +202,9 @@ export class WebSocketUpgradeHandler implements Handler {
     const deflateSettings = this.deflate;
     const listener = accepted.listener;
     const path = request.path;
+    const sessions = this._sessions;
     response.upgrade(fields, (endPoint: EndPoint) => {
-      const options: WebSocketConnectionOptions = { role: 'server', settings, protocol: protocol ?? '', path };
+      const options: WebSocketConnectionOptions = { role: 'server', settings, protocol: protocol ?? '', path, sessions };
       if (deflate !== undefined && deflateSettings !== undefined) {
         options.deflate = new MessageDeflate(deflateSettings, deflate);
         options.extensions = deflate.response;

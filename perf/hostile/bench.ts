@@ -5,18 +5,23 @@
  *                                                    [--json] [--write] [--results FILE] [size flags]
  *
  * Scenarios (--only ids): crash-rst, crash-header, pipeline-flood, ping-flood, slow-body, deflate-bomb, log-flood,
- * emfile. Each runs against quay (perf/servers/hostile-quay) and against node:http with ws 8
- * (perf/servers/hostile-node), each time in a fresh server process pinned to core 0 (taskset) while the attacking
+ * emfile, tls-stall, tls-garbage. Each runs against quay (perf/servers/hostile-quay) and against node:http with ws 8
+ * (perf/servers/hostile-node; the tls-* scenarios start both with --tls: quay with `tls`, node:https), each time
+ * in a fresh server process pinned to core 0 (taskset) while the attacking
  * clients run in this process, pinned to core 1 (for the client side of ping-flood the roles swap: the attacked
  * client is a child on core 0, the hostile server in this process). A server
  * that crashes is a result ("crashed (exit code N)"), not a failure of the benchmark.
  *
- * Full size is the default (about 10-15 minutes); --quick runs smaller sizes (about 2 minutes). Sizes:
+ * Full size is the default (about 15-20 minutes); --quick runs smaller sizes (about 2 minutes). Sizes:
  * --rst-requests 200, --pipeline-requests 1000000, --pipeline-seconds 60, --ping-bytes 1.5G, --ping-seconds 60,
  * --slow-connections 2000, --request-timeout-ms 20000, --header-timeout-ms 10000, --slow-margin-ms 5000,
  * --slowloris-connections 100, --min-request-data-rate N (quay only, when set), --deflate-seconds 20,
  * --deflate-rate 160000 (bytes/s), --bomb-bytes 60M, --log-requests 200000, --log-connections 1000,
- * --log-requests-per-connection 10, --emfile-limit 1024, --emfile-connections 1500.
+ * --log-requests-per-connection 10, --emfile-limit 1024, --emfile-connections 1500, --tls-stall-connections 2000,
+ * --tls-tricklers 500, --tls-trickle-ms 5000, --tls-stall-seconds 130, --tls-handshake-timeout-ms 10000 (quay's),
+ * --node-handshake-timeout-ms N (node:https's handshakeTimeout, when set; node's default 120 s otherwise),
+ * --tls-garbage-seconds 20, --tls-garbage-concurrency 64. The TLS scenarios need the openssl command (the
+ * certificate is made for the run by examples/certificates.ts) and take about 5 minutes at full size.
  *
  * --json prints the figures as JSON. --write replaces the section between `<!-- hostile:start -->` and
  * `<!-- hostile:end -->` of perf/RESULTS.md (appended when missing; --results FILE: another file) with the
@@ -30,6 +35,8 @@ import { HAVE_TASKSET, LOAD_CORE, PERF_DIR } from '../lib.js';
 import { parseOptions } from './options.js';
 import type { HostileOptions } from './options.js';
 import { ALL } from './scenarios.js';
+import { TLS_SCENARIOS } from './tlsScenarios.js';
+import { removeTlsMaterial } from './tls.js';
 import type { Scenario } from './scenarios.js';
 import { replaceSection, table } from './report.js';
 import type { ScenarioReport } from './report.js';
@@ -72,7 +79,7 @@ function writeResults(file: string, section: string): void {
 
 async function runScenario(s: Scenario, o: HostileOptions): Promise<ScenarioReport> {
   const t0 = Date.now();
-  const report: ScenarioReport = { id: s.id, title: s.title, setup: s.setup(o), figures: {}, seconds: 0 };
+  const report: ScenarioReport = { id: s.id, title: s.title, setup: s.setup(o), figures: {}, seconds: 0, ...(s.labels === undefined ? {} : { labels: s.labels }) };
   console.error(`${s.id}: ${s.title}`);
   for (const impl of o.impls) {
     try {
@@ -100,7 +107,8 @@ async function main(argv: readonly string[], o: HostileOptions | 'help'): Promis
   }
   const started = Date.now();
   const reports: ScenarioReport[] = [];
-  for (const s of ALL) if (o.only.includes(s.id)) reports.push(await runScenario(s, o));
+  for (const s of [...ALL, ...TLS_SCENARIOS]) if (o.only.includes(s.id)) reports.push(await runScenario(s, o));
+  removeTlsMaterial();
   const seconds = (Date.now() - started) / 1000;
   if (o.json) {
     console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, options: o, seconds, reports }, null, 2));

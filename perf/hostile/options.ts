@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const SCENARIOS = ['crash-rst', 'crash-header', 'pipeline-flood', 'ping-flood', 'slow-body', 'deflate-bomb', 'log-flood', 'emfile'] as const;
+export const SCENARIOS = ['crash-rst', 'crash-header', 'pipeline-flood', 'ping-flood', 'slow-body', 'deflate-bomb', 'log-flood', 'emfile', 'tls-stall', 'tls-garbage'] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export const IMPLS = ['quay', 'node'] as const;
@@ -44,6 +44,19 @@ export interface HostileOptions {
   /** emfile: the server's open-file limit and the connections opened. */
   emfileLimit: number;
   emfileConnections: number;
+  /** tls-stall: peers that stall mid-ClientHello, and how many of them trickle a byte every tlsTrickleMs. */
+  tlsStallConnections: number;
+  tlsTricklers: number;
+  tlsTrickleMs: number;
+  /** tls-stall: the cap on the scenario, from the last staller opened (node's default handshakeTimeout is 120 s). */
+  tlsStallSeconds: number;
+  /** quay's tlsHandshakeTimeoutMs in the TLS scenarios. */
+  tlsHandshakeTimeoutMs: number;
+  /** node:https's handshakeTimeout when set (node's default, 120 s, otherwise). */
+  nodeHandshakeTimeoutMs: number | undefined;
+  /** tls-garbage: seconds of attack, peers in flight. */
+  tlsGarbageSeconds: number;
+  tlsGarbageConcurrency: number;
 }
 
 const MiB = 1024 * 1024;
@@ -77,6 +90,13 @@ const FULL = {
   logRequestsPerConnection: 10,
   emfileLimit: 1_024,
   emfileConnections: 1_500,
+  tlsStallConnections: 2_000,
+  tlsTricklers: 500,
+  tlsTrickleMs: 5_000,
+  tlsStallSeconds: 130,
+  tlsHandshakeTimeoutMs: 10_000,
+  tlsGarbageSeconds: 20,
+  tlsGarbageConcurrency: 64,
 };
 const QUICK: Partial<typeof FULL> = {
   pipelineRequests: 100_000,
@@ -91,6 +111,13 @@ const QUICK: Partial<typeof FULL> = {
   deflateSeconds: 4,
   logRequests: 20_000,
   logConnections: 200,
+  tlsStallConnections: 200,
+  tlsTricklers: 50,
+  tlsTrickleMs: 1_000,
+  tlsStallSeconds: 12,
+  tlsHandshakeTimeoutMs: 3_000,
+  tlsGarbageSeconds: 5,
+  tlsGarbageConcurrency: 32,
 };
 
 /** Flag name of each size (kebab-case of the field). */
@@ -113,6 +140,13 @@ const FLAG: Record<keyof typeof FULL, string> = {
   logRequestsPerConnection: 'log-requests-per-connection',
   emfileLimit: 'emfile-limit',
   emfileConnections: 'emfile-connections',
+  tlsStallConnections: 'tls-stall-connections',
+  tlsTricklers: 'tls-tricklers',
+  tlsTrickleMs: 'tls-trickle-ms',
+  tlsStallSeconds: 'tls-stall-seconds',
+  tlsHandshakeTimeoutMs: 'tls-handshake-timeout-ms',
+  tlsGarbageSeconds: 'tls-garbage-seconds',
+  tlsGarbageConcurrency: 'tls-garbage-concurrency',
 };
 
 /** A size: a number with an optional K/M/G (x1024 for bytes, x1000 otherwise is not worth the confusion: x1024). */
@@ -141,6 +175,7 @@ export function parseOptions(argv: readonly string[]): HostileOptions | 'help' {
         write: { type: 'boolean', default: false },
         results: { type: 'string' },
         'min-request-data-rate': { type: 'string' },
+        'node-handshake-timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -161,7 +196,10 @@ export function parseOptions(argv: readonly string[]): HostileOptions | 'help' {
     if (typeof v === 'string') sizes[key] = parseSize(v, FLAG[key]);
   }
   if (sizes.headerTimeoutMs <= 0 || sizes.requestTimeoutMs <= 0) throw new HostileOptionsError('--header-timeout-ms and --request-timeout-ms must be > 0');
+  if (sizes.tlsTricklers > sizes.tlsStallConnections) throw new HostileOptionsError('--tls-tricklers must be <= --tls-stall-connections');
+  if (sizes.tlsTrickleMs <= 0 || sizes.tlsGarbageConcurrency <= 0) throw new HostileOptionsError('--tls-trickle-ms and --tls-garbage-concurrency must be > 0');
   const rate = values['min-request-data-rate'];
+  const nodeHandshake = values['node-handshake-timeout-ms'];
   return {
     only: only as ScenarioId[],
     impls: impls as ('quay' | 'node')[],
@@ -170,6 +208,7 @@ export function parseOptions(argv: readonly string[]): HostileOptions | 'help' {
     write: values.write === true,
     results: values.results as string | undefined,
     minRequestDataRate: typeof rate === 'string' ? parseSize(rate, 'min-request-data-rate') : undefined,
+    nodeHandshakeTimeoutMs: typeof nodeHandshake === 'string' ? parseSize(nodeHandshake, 'node-handshake-timeout-ms') : undefined,
     ...sizes,
   };
 }

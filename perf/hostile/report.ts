@@ -10,6 +10,8 @@ export interface ScenarioReport {
   setup: string;
   figures: Partial<Record<Impl, Figures>>;
   seconds: number;
+  /** Column headings that differ from the usual (the TLS scenarios' peer is node:https). */
+  labels?: Partial<Record<Impl, string>>;
 }
 
 function cell(v: unknown): string {
@@ -22,7 +24,7 @@ function cell(v: unknown): string {
 export function table(report: ScenarioReport, impls: readonly Impl[]): string {
   const metrics: string[] = [];
   for (const impl of impls) for (const k of Object.keys(report.figures[impl] ?? {})) if (!metrics.includes(k)) metrics.push(k);
-  const lines = [`| ${report.id} | ${impls.map((i) => LABEL[i]).join(' | ')} |`, `| --- | ${impls.map(() => '---').join(' | ')} |`];
+  const lines = [`| ${report.id} | ${impls.map((i) => report.labels?.[i] ?? LABEL[i]).join(' | ')} |`, `| --- | ${impls.map(() => '---').join(' | ')} |`];
   for (const m of metrics) lines.push(`| ${cell(m)} | ${impls.map((i) => cell(report.figures[i]?.[m])).join(' | ')} |`);
   return lines.join('\n');
 }

@@ -40,12 +40,14 @@ export interface Scenario {
   title: string;
   /** What was configured, printed above the table. */
   setup(o: HostileOptions): string;
+  /** Column headings when the servers are not the usual ones (default: quay, node:http / ws 8). */
+  labels?: Partial<Record<Impl, string>>;
   run(impl: Impl, o: HostileOptions, log: (s: string) => void): Promise<Figures>;
 }
 
 const MiB = 1024 * 1024;
-const mib = (bytes: number): number => (Number.isFinite(bytes) ? Math.round((bytes / MiB) * 10) / 10 : NaN);
-const round1 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10) / 10 : NaN);
+export const mib = (bytes: number): number => (Number.isFinite(bytes) ? Math.round((bytes / MiB) * 10) / 10 : NaN);
+export const round1 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10) / 10 : NaN);
 
 interface ServerStats {
   rss: number;
@@ -54,14 +56,14 @@ interface ServerStats {
   server: Record<string, unknown>;
 }
 
-function serverArgs(o: HostileOptions, extra: string[] = []): string[] {
+export function serverArgs(o: HostileOptions, extra: string[] = []): string[] {
   const args = ['--header-timeout-ms', String(o.headerTimeoutMs), '--request-timeout-ms', String(o.requestTimeoutMs)];
   if (o.minRequestDataRate !== undefined) args.push('--min-request-data-rate', String(o.minRequestDataRate));
   return [...args, ...extra];
 }
 
 /** Runs `body` against a fresh server, always stopping it; adds its fate and, if it died, why. */
-async function withServer(impl: Impl, args: string[], body: (s: HostileServer) => Promise<Figures>, nofile?: number): Promise<Figures> {
+export async function withServer(impl: Impl, args: string[], body: (s: HostileServer) => Promise<Figures>, nofile?: number): Promise<Figures> {
   const server = await startHostileServer(impl, args, nofile === undefined ? {} : { nofile });
   try {
     const figures = await body(server);

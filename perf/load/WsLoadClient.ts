@@ -218,7 +218,7 @@ export class WsLoadClient extends LoadClient implements FrameParserListener {
     if (this.deflate) {
       if (extensions === '') return 'the server did not agree to permessage-deflate (--deflate)';
       try {
-        if (acceptDeflateResponse(extensions).inflateWindow) return 'the server did not accept server_no_context_takeover';
+        if (acceptDeflateResponse(extensions, LOAD_DEFLATE.settings).inflateWindow) return 'the server did not accept server_no_context_takeover';
       } catch (e) {
         return (e as Error).message;
       }

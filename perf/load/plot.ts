@@ -74,7 +74,7 @@ function ratePanel(r: LoadReport, top: number): string {
   const yMax = niceCeil(Math.max(1, ...points.map((p) => p[1])));
   const frame = new Frame(top, 0, tMax, 0, yMax);
   const out: string[] = [frame.title(`rate over time (per second): mean ${Math.round(r.rate).toLocaleString('en-US')}`)];
-  out.push(frame.axes(ticks(tMax).map(([v]) => [v, String(v)]), ticks(yMax), 'seconds', '/s'));
+  out.push(frame.axes(ticks(tMax), ticks(yMax), 'seconds', '/s'));
   if (points.length === 0) out.push(frame.note('no rate samples'));
   else out.push(frame.polyline([[0, points[0]![1]], ...points], '#2ca02c'));
   return out.join('\n');
@@ -155,12 +155,18 @@ export function niceCeil(v: number): number {
   return 10 * p;
 }
 
-/** Five ticks from 0 to `max` (a nice number), labelled without float noise. */
-function ticks(max: number): [number, string][] {
+/**
+ * Ticks from 0 to `max` at a nice step (1, 2, 2.5 or 5 times a power of ten, about four of them), labelled with
+ * as many decimals as the step has: `0, 0.5, 1, 1.5`, never `0.75025`.
+ */
+export function ticks(max: number): [number, string][] {
+  const step = niceCeil(max / 4);
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) + (Number.isInteger(step / 10 ** Math.floor(Math.log10(step) + 1e-9)) ? 0 : 1);
   const out: [number, string][] = [];
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4;
-    out.push([v, Number(v.toPrecision(6)).toLocaleString('en-US')]);
+  for (let i = 0; i <= 8; i++) {
+    const v = Number((step * i).toFixed(decimals));
+    if (v > max * (1 + 1e-9)) break;
+    out.push([v, v.toLocaleString('en-US', { minimumFractionDigits: 0, maximumFractionDigits: decimals })]);
   }
   return out;
 }

@@ -3,20 +3,29 @@
  * the same routes and handlers written the node:http way (see hostile-quay.ts for what each does).
  *
  *   node dist/perf/servers/hostile-node.js [--port 0] [--header-timeout-ms 10000] [--request-timeout-ms 20000]
- *        [--max-message-bytes 67108864]
+ *        [--max-message-bytes 67108864] [--tls [--tls-key FILE --tls-cert FILE] [--handshake-timeout-ms N]]
  *
  * `headersTimeout` and `requestTimeout` get the values quay gets as headerTimeoutMs and requestTimeoutMs (node
  * requires headersTimeout <= requestTimeout: the smaller is used), and `connectionsCheckingInterval` is 1 s, as
  * quay's idle sweep (node's default, 30 s, would let every deadline run up to 30 s late). `/stats` has the
  * memory, the event-loop delay and `server.getConnections()`.
+ *
+ * `--tls`: node:https instead of node:http (the same options and routes, ws on its `'upgrade'` event), with the key
+ * and certificate of the files, or without them the `server` certificate of examples/certificates.ts;
+ * `--handshake-timeout-ms` is its `handshakeTimeout` (node's default, 120 s, when absent). `/stats` then also has
+ * `tlsClientErrors`, the `'tlsClientError'` events by error code (a listener beside https.Server's own, which
+ * destroys the socket: counting changes nothing), and `getConnections()` counts the handshaking sockets too.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { WebSocketServer } from 'ws';
 import type { RawData, WebSocket } from 'ws';
+import { testCertificates } from '../../examples/certificates.js';
 import { announce, exitOnSignal, serverPort } from './args.js';
 
 exitOnSignal();
@@ -26,6 +35,10 @@ const { values } = parseArgs({
     'header-timeout-ms': { type: 'string', default: '10000' },
     'request-timeout-ms': { type: 'string', default: '20000' },
     'max-message-bytes': { type: 'string', default: String(64 * 1024 * 1024) },
+    tls: { type: 'boolean', default: false },
+    'tls-key': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'handshake-timeout-ms': { type: 'string' },
   },
   strict: false,
 });
@@ -80,6 +93,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
           eldMaxMs: eld.max / 1e6,
           eldP99Ms: eld.percentile(99) / 1e6,
           server: { connections },
+          ...(tlsClientErrors === undefined ? {} : { tlsClientErrors }),
         });
         if (url.searchParams.get('reset') === '1') eld.reset();
         res.setHeader('Content-Type', 'application/json');
@@ -92,7 +106,24 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-const server = createServer({ requestTimeout, headersTimeout, connectionsCheckingInterval: 1000 }, handle);
+const httpOptions = { requestTimeout, headersTimeout, connectionsCheckingInterval: 1000 };
+/** With --tls: 'tlsClientError' events by code. */
+let tlsClientErrors: Record<string, number> | undefined;
+function tlsServer(): ReturnType<typeof createHttpsServer> {
+  const key = values['tls-key'];
+  const cert = values['tls-cert'];
+  const pair = typeof key === 'string' && typeof cert === 'string' ? { key: readFileSync(key), cert: readFileSync(cert) } : testCertificates().server;
+  const timeout = values['handshake-timeout-ms'];
+  const s = createHttpsServer({ ...httpOptions, ...pair, ...(typeof timeout === 'string' ? { handshakeTimeout: Number(timeout) } : {}) }, handle);
+  const counts: Record<string, number> = {};
+  tlsClientErrors = counts;
+  s.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+    const code = error.code ?? error.message;
+    counts[code] = (counts[code] ?? 0) + 1;
+  });
+  return s;
+}
+const server = values.tls === true ? tlsServer() : createServer(httpOptions, handle);
 
 const echo = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
 const sink = new WebSocketServer({ noServer: true, perMessageDeflate: true, maxPayload, clientTracking: false });

@@ -3,36 +3,133 @@
  * real Chromium driven by playwright-core. Without Chromium (no /usr/bin/chromium, no CHROME_PATH) the browser
  * part is skipped and says why; .ci/run installs Chromium so CI always runs it.
  *
+ * The same room also runs over https and wss (`npm start -- --tls`): its command line, its certificate, and two
+ * pages in Chromium, which trusts the test CA's key (trustKeysFlag) and nothing else.
+ *
  * QUAY_SCREENSHOT=1 also writes docs/chat.png (a chat with two members) for the README.
  */
 import t from 'tap';
 import type { Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import WebSocket from 'ws';
 import { WebSocketClient } from '../../lib/websocket/WebSocketClient.js';
 import { HandshakeError } from '../../lib/websocket/HandshakeResponse.js';
 import type { WebSocketSession } from '../../lib/websocket/WebSocketSession.js';
 import {
+  ChatUsageError,
   MAX_NAME_LENGTH,
   MAX_TEXT_LENGTH,
+  OPENSSL_MISSING_MESSAGE,
+  chatCertificate,
   codePointLength,
   nameKey,
+  parseChatCommand,
   sanitizeName,
   sanitizeText,
   startChatServer,
 } from '../../examples/chat/server.js';
-import type { ChatServer } from '../../examples/chat/server.js';
+import type { ChatServer, ChatTlsOptions } from '../../examples/chat/server.js';
+import { hasOpenssl, testCertificates } from '../../examples/certificates.js';
 import { ChatProbe } from './ChatProbe.js';
-import { findChromium, launchChromium } from './chromium.js';
+import type { Received } from './ChatProbe.js';
+import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
 
 /** Playwright's waits: long enough for a loaded CI machine, short enough that a failure is quick. */
 const WAIT_MS = 5_000;
 
-async function startRoom(t: Test): Promise<ChatServer> {
-  const chat = await startChatServer({ port: 0, host: '127.0.0.1' });
+async function startRoom(t: Test, tls?: ChatTlsOptions): Promise<ChatServer> {
+  const chat = await startChatServer({ port: 0, host: '127.0.0.1', ...(tls === undefined ? {} : { tls }) });
   t.teardown(() => chat.stop(1_000));
   return chat;
+}
+
+/** Every TLS part needs certificates, made with the openssl command; .ci/run installs it. */
+const OPENSSL_SKIP = hasOpenssl() ? false : 'no openssl command to make the certificates (apt-get install openssl, as .ci/run does)';
+
+/**
+ * The test CA's server certificate for localhost and 127.0.0.1, served with the CA after it: the chain a browser
+ * that trusts the CA's key (and only that) accepts.
+ */
+function testServerTls(): ChatTlsOptions {
+  const { server, ca } = testCertificates();
+  return { key: server.key, cert: server.cert + ca.cert };
+}
+
+/** GETs `url` over https trusting `ca`; the status, the body and the certificate the server presented. */
+function httpsFetch(url: string, ca: string | undefined): Promise<{ status: number; body: string; certificate: X509Certificate }> {
+  return new Promise((resolve, reject) => {
+    const request = httpsGet(url, ca === undefined ? { rejectUnauthorized: false } : { ca }, (response) => {
+      const certificate = (response.socket as TLSSocket).getPeerX509Certificate();
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => (certificate === undefined ? reject(new Error('no peer certificate')) : resolve({ status: response.statusCode ?? 0, body, certificate })));
+      response.on('error', reject);
+    });
+    request.setTimeout(5_000, () => request.destroy(new Error('no answer within 5 s')));
+    request.on('error', reject);
+  });
+}
+
+/** The chat's command line (the .ts, through tap's TypeScript loader) as `npm start -- ...args` runs it. */
+const CLI = fileURLToPath(new URL('../../examples/chat/server.ts', import.meta.url));
+
+interface CliRun {
+  /** Resolves with the first stdout line that matches, or rejects when the process ends first. */
+  line(pattern: RegExp): Promise<string>;
+  /** Exit code (or the signal's name) once the process has ended. */
+  exited: Promise<number | string>;
+  stdout: () => string;
+  stderr: () => string;
+  stop(): void;
+}
+
+/** Starts the CLI; stopped by its PID at teardown if still running. Bounded: killed after 30 s whatever happens. */
+function runCli(t: Test, args: readonly string[], env: NodeJS.ProcessEnv = process.env): CliRun {
+  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const watchers = new Set<() => void>();
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    for (const watch of watchers) watch();
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  void exited.then(() => clearTimeout(guard));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  return {
+    line: (pattern) =>
+      new Promise((resolve, reject) => {
+        const watch = (): void => {
+          const match = out.split('\n').find((l) => pattern.test(l));
+          if (match === undefined) return;
+          watchers.delete(watch);
+          resolve(match);
+        };
+        watchers.add(watch);
+        watch();
+        void exited.then((code) => {
+          watchers.delete(watch);
+          reject(new Error(`the chat ended (${code}) before printing ${pattern}; stdout: ${out} stderr: ${err}`));
+        });
+      }),
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    stop: () => child.kill('SIGTERM'),
+  };
 }
 
 // ------------------------------------------------------------------------------------------------ no browser
@@ -128,6 +225,134 @@ t.test('the protocol: join, unique names, refusals that keep the session, broadc
   t.equal(chat.room.drop('nobody'), false);
 });
 
+// ------------------------------------------------------------------------------------------------ over TLS
+
+t.test('the command line: --tls, --cert/--key, ports', async (t) => {
+  t.same(parseChatCommand([]), { port: 8080, host: '127.0.0.1', tls: 'none' }, 'plain `npm start` as before');
+  t.same(parseChatCommand([], { PORT: '9000', HOST: '0.0.0.0' }), { port: 9000, host: '0.0.0.0', tls: 'none' });
+  t.same(parseChatCommand(['--tls']), { port: 8443, host: '127.0.0.1', tls: 'self-signed' }, 'https has its own default port');
+  t.same(parseChatCommand(['--tls', '--port', '0']).port, 0);
+  t.same(parseChatCommand(['--cert', 'c.pem', '--key', 'k.pem']).tls, { certFile: 'c.pem', keyFile: 'k.pem' }, 'files imply TLS');
+  t.throws(() => parseChatCommand(['--cert', 'c.pem']), { code: 'CHAT_USAGE', message: /--cert needs --key/ });
+  t.throws(() => parseChatCommand(['--key', 'k.pem', '--tls']), { code: 'CHAT_USAGE', message: /--key needs --cert/ });
+  t.throws(() => parseChatCommand(['--port', '70000']), ChatUsageError);
+  t.throws(() => parseChatCommand(['--tsl']), { code: 'CHAT_USAGE', message: /--tsl/ });
+  t.equal(chatCertificate(parseChatCommand([])), undefined, 'no certificate without TLS');
+});
+
+t.test('certificates for --tls: from files (checked against their key) or made for the run', { skip: OPENSSL_SKIP }, async (t) => {
+  const { server, server2, ca } = testCertificates();
+  const dir = t.testdir();
+  const file = (name: string, pem: string): string => {
+    writeFileSync(join(dir, name), pem);
+    return join(dir, name);
+  };
+  const own = chatCertificate({ port: 0, host: '127.0.0.1', tls: { certFile: file('cert.pem', server.cert), keyFile: file('key.pem', server.key) } });
+  t.equal(own?.tls.cert, server.cert, 'the file is served as it is');
+  t.match(own?.description, new RegExp(`^certificate: from .*cert\\.pem, for DNS:localhost, IP Address:127\\.0\\.0\\.1, SHA-256 ${new X509Certificate(server.cert).fingerprint256}`));
+  t.throws(
+    () => chatCertificate({ port: 0, host: '127.0.0.1', tls: { certFile: join(dir, 'cert.pem'), keyFile: file('other.pem', server2.key) } }),
+    { code: 'CHAT_USAGE', message: /cannot be used together/ },
+    'a key of another certificate is refused before serving',
+  );
+  t.throws(() => chatCertificate({ port: 0, host: '127.0.0.1', tls: { certFile: join(dir, 'missing.pem'), keyFile: join(dir, 'key.pem') } }), {
+    code: 'CHAT_USAGE',
+    message: /cannot read --cert .*missing\.pem: ENOENT/,
+  });
+  const made = chatCertificate({ port: 0, host: 'chat.test', tls: 'self-signed' });
+  const x509 = new X509Certificate(made!.tls.cert);
+  t.equal(x509.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1, DNS:chat.test', 'made for localhost, 127.0.0.1 and --host');
+  t.ok(x509.checkIssued(x509), 'self-signed');
+  t.notOk(x509.checkIssued(new X509Certificate(ca.cert)), 'not the test CA');
+  t.match(made!.description, /^certificate: self-signed, made for this run, for DNS:localhost/);
+  t.match(made!.warning, /the browser warns/);
+  t.equal(own?.warning, undefined, 'no warning for a certificate of your own');
+});
+
+t.test('over TLS: the page over https, the chat over wss on the same port', { skip: OPENSSL_SKIP }, async (t) => {
+  const { ca } = testCertificates();
+  const chat = await startRoom(t, testServerTls());
+  t.match(chat.url, /^https:\/\/127\.0\.0\.1:\d+\/$/, 'the URL says https');
+  const page = await httpsFetch(chat.url, ca.cert);
+  t.equal(page.status, 200, 'the page, verified against the test CA');
+  t.match(page.body, /<script type="module" src="chat.js">/);
+
+  // ws (the npm package) as the client: an independent TLS and WebSocket implementation.
+  const wss = chat.url.replace('https:', 'wss:');
+  const members: WebSocket[] = [];
+  t.teardown(() => members.forEach((m) => m.terminate()));
+  const join = (name: string, origin?: string): Promise<{ socket: WebSocket; inbox: Received[]; next: (type: string) => Promise<Received> }> =>
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(wss, 'chat', { ca: ca.cert, ...(origin === undefined ? {} : { origin }), handshakeTimeout: 5_000 });
+      members.push(socket);
+      const inbox: Received[] = [];
+      const waiters: Array<() => void> = [];
+      socket.on('message', (data) => {
+        inbox.push(JSON.parse(String(data)) as Received);
+        waiters.splice(0).forEach((w) => w());
+      });
+      const next = (type: string): Promise<Received> =>
+        new Promise((ok, fail) => {
+          const timer = setTimeout(() => fail(new Error(`no '${type}' within 3 s: ${JSON.stringify(inbox)}`)), 3_000);
+          const look = (): void => {
+            const i = inbox.findIndex((m) => m.type === type);
+            if (i < 0) return void waiters.push(look);
+            clearTimeout(timer);
+            ok(inbox.splice(i, 1)[0]!);
+          };
+          look();
+        });
+      socket.on('open', () => {
+        socket.send(JSON.stringify({ type: 'join', name }));
+        resolve({ socket, inbox, next });
+      });
+      socket.on('unexpected-response', (_request, response) => reject(new Error(`status ${response.statusCode}`)));
+      socket.on('error', reject);
+    });
+  const a = await join('alice', chat.url.slice(0, -1));
+  t.match(await a.next('members'), { you: 'alice' }, 'the page\'s own https origin may join');
+  const b = await join('bob');
+  t.match(await b.next('members'), { you: 'bob', names: ['alice', 'bob'] });
+  a.socket.send(JSON.stringify({ type: 'message', text: 'over wss' }));
+  t.match(await b.next('message'), { name: 'alice', text: 'over wss' });
+  t.match(await a.next('message'), { name: 'alice', text: 'over wss' }, 'the sender gets its own message too');
+  b.socket.send(JSON.stringify({ type: 'message', text: 'and back' }));
+  t.match(await a.next('message'), { name: 'bob', text: 'and back' });
+
+  const plainOrigin = chat.url.replace('https:', 'http:').slice(0, -1);
+  t.match(await join('mallory', plainOrigin).then(() => 'joined', (e: unknown) => String(e)), /status 403/, 'an http: page of the same host and port is another origin (RFC 6454 §4)');
+  const plain = await new Promise<string>((resolve) => {
+    const socket = new WebSocket(chat.url.replace('https:', 'ws:'), 'chat', { handshakeTimeout: 3_000 });
+    members.push(socket);
+    socket.on('open', () => resolve('open'));
+    socket.on('error', (e) => resolve(e.message));
+  });
+  t.not(plain, 'open', `a plain ws: connection to the TLS port does not open (${plain})`);
+});
+
+t.test('npm start -- --tls: the chat over https on a free port, stopped by its PID', { skip: OPENSSL_SKIP }, async (t) => {
+  const cli = runCli(t, ['--tls', '--port', '0']);
+  const url = (await cli.line(/^quay chat: /)).match(/https:\/\/127\.0\.0\.1:\d+\//)?.[0];
+  t.ok(url, `prints the https URL: ${cli.stdout().split('\n')[0]}`);
+  const fingerprint = (await cli.line(/^ {2}certificate: /)).match(/SHA-256 ([0-9A-F:]+)/)?.[1];
+  const page = await httpsFetch(url!, undefined);
+  t.equal(page.status, 200);
+  t.match(page.body, /<script type="module" src="chat.js">/);
+  t.equal(page.certificate.fingerprint256, fingerprint, 'serves the certificate it printed');
+  t.match(page.certificate.subjectAltName, /DNS:localhost, IP Address:127\.0\.0\.1/);
+  cli.stop();
+  t.equal(await cli.exited, 0, 'SIGTERM closes the room and exits 0');
+});
+
+t.test('npm start -- --tls without openssl: one line says what to do', async (t) => {
+  // An empty PATH hides the openssl command (node is started by its absolute path).
+  const cli = runCli(t, ['--tls', '--port', '0'], { ...process.env, PATH: '' });
+  t.equal(await cli.exited, 1);
+  t.equal(cli.stderr(), `${OPENSSL_MISSING_MESSAGE}\n`, 'exactly one line, no stack');
+  t.match(OPENSSL_MISSING_MESSAGE, /install it .*openssl.* or pass your own with --cert FILE --key FILE/);
+  t.equal(cli.stdout(), '', 'nothing served');
+});
+
 // ------------------------------------------------------------------------------------------------ in Chromium
 
 const chromium = findChromium();
@@ -146,25 +371,30 @@ interface Member {
   page: Page;
   /** Uncaught page errors and console errors: a clean run has none. */
   errors: string[];
+  /** The URL of every WebSocket the page opened (ws: or wss:). */
+  sockets: string[];
 }
 
 async function browserTests(t: Test, executablePath: string): Promise<void> {
   const chat = await startRoom(t);
-  const browser: Browser = await launchChromium(executablePath);
+  // One browser for both rooms: it trusts the test CA's key (the https room's chain), which changes nothing for http.
+  const trust = OPENSSL_SKIP === false ? [trustKeysFlag(testCertificates().ca.cert)] : [];
+  const browser: Browser = await launchChromium(executablePath, undefined, trust);
   t.teardown(() => browser.close());
   const open = new Set<Member>();
 
-  const openPage = async (name: string): Promise<Member> => {
+  const openPage = async (name: string, url = chat.url): Promise<Member> => {
     const context = await browser.newContext({ viewport: { width: 900, height: 600 } });
     context.setDefaultTimeout(WAIT_MS);
     const page = await context.newPage();
-    const member: Member = { name, context, page, errors: [] };
+    const member: Member = { name, context, page, errors: [], sockets: [] };
     page.on('pageerror', (error) => member.errors.push(`pageerror: ${error.message}`));
     page.on('console', (message) => {
       if (message.type() === 'error') member.errors.push(`console: ${message.text()}`);
     });
+    page.on('websocket', (socket) => member.sockets.push(socket.url()));
     open.add(member);
-    await page.goto(chat.url);
+    await page.goto(url);
     await page.locator('#status[data-state="connected"]').waitFor();
     return member;
   };
@@ -281,7 +511,50 @@ async function browserTests(t: Test, executablePath: string): Promise<void> {
 
   await step('no page errors', async (t) => {
     for (const member of [alice, bob, carol]) t.same(member.errors, [], `${member.name}: no errors`);
+    t.match(alice.sockets, [/^ws:\/\/127\.0\.0\.1:\d+\/$/], 'over http the page connects with ws:');
   });
+
+  if (OPENSSL_SKIP !== false) {
+    t.test('over https and wss', { skip: OPENSSL_SKIP }, () => {});
+  } else {
+    const secure = await startRoom(t, testServerTls());
+    let dana!: Member;
+    let erin!: Member;
+
+    await step('two pages join the https room', async (t) => {
+      [dana, erin] = await Promise.all([openPage('dana', secure.url), openPage('erin', secure.url)]);
+      await joinAs(dana);
+      await joinAs(erin);
+      await notice(dana, 'joined', 'erin joined.').waitFor();
+      t.match(secure.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+      for (const member of [dana, erin]) {
+        t.equal(await member.page.evaluate(() => (globalThis as unknown as { location: { protocol: string } }).location.protocol), 'https:', `${member.name}: the page is on https`);
+        t.match(member.sockets, [/^wss:\/\/127\.0\.0\.1:\d+\/$/], `${member.name}: its socket is wss`);
+      }
+    });
+
+    await step('messages go both ways over wss', async (t) => {
+      await say(dana, 'hello over wss');
+      await message(erin, 'dana', 'hello over wss').waitFor();
+      await say(erin, 'encrypted hello back');
+      await message(dana, 'erin', 'encrypted hello back').waitFor();
+      t.same(secure.room.names(), ['dana', 'erin']);
+      t.same([...dana.errors, ...erin.errors], [], 'no page errors (mixed content, certificate...)');
+      await close(dana);
+      await close(erin);
+    });
+
+    await step('a certificate the browser does not trust is refused', async (t) => {
+      // The self-signed certificate `npm start -- --tls` makes: nothing but the CA's key is trusted, so the trust
+      // above came from the flag and not from a browser that accepts anything.
+      const untrusted = await startRoom(t, testCertificates().selfSigned);
+      const context = await browser.newContext();
+      t.teardown(() => context.close());
+      const page = await context.newPage();
+      const error = await page.goto(untrusted.url, { timeout: WAIT_MS }).then(() => undefined, (e: unknown) => e);
+      t.match(String(error), /net::ERR_CERT_AUTHORITY_INVALID/);
+    });
+  }
 
   if (process.env['QUAY_SCREENSHOT'] === '1') {
     await step('docs/chat.png: a chat with two members', async (t) => {

@@ -1,6 +1,7 @@
 /**
  * The system Chromium for browser tests: where it is, and how it starts on a machine with a closed network.
  */
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import type { Browser } from 'playwright-core';
@@ -41,6 +42,20 @@ const ARGS = [
 ];
 
 /** Launches headless Chromium; bounded (`timeoutMs`) so that a broken install fails instead of hanging. */
-export function launchChromium(executablePath: string, timeoutMs = 15_000): Promise<Browser> {
-  return chromium.launch({ executablePath, args: ARGS, headless: true, timeout: timeoutMs });
+export function launchChromium(executablePath: string, timeoutMs = 15_000, extraArgs: readonly string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath, args: [...ARGS, ...extraArgs], headless: true, timeout: timeoutMs });
+}
+
+/**
+ * The flag that makes Chromium trust the keys of these certificates (PEM), e.g. a test CA: a chain that holds one
+ * of them is accepted, any other certificate error still fails the page. Narrower than
+ * `--ignore-certificate-errors`, which would accept any certificate at all; Chromium has no flag that adds a CA to
+ * its trust store (on Linux that is the NSS database, which needs certutil). The value is the base64 SHA-256 of
+ * each certificate's SubjectPublicKeyInfo.
+ */
+export function trustKeysFlag(...certificates: readonly string[]): string {
+  const hashes = certificates.map((pem) =>
+    createHash('sha256').update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64'),
+  );
+  return `--ignore-certificate-errors-spki-list=${hashes.join(',')}`;
 }
