@@ -74,6 +74,7 @@ export type { ExtensionOffer, PerMessageDeflateOptions } from './websocket/PerMe
 export { ZlibJobQueue, zlibJobQueue } from './websocket/ZlibJobQueue.js';
 export type { ZlibJob, ZlibJobQueueStats } from './websocket/ZlibJobQueue.js';
 export { WebSocketSession, ReadyState } from './websocket/WebSocketSession.js';
+export type { SendOptions } from './websocket/WebSocketSession.js';
 export { WebSocketConnection, resolveSettings } from './websocket/WebSocketConnection.js';
 export type { WebSocketConnectionOptions, WebSocketConnectionState, WebSocketSettings } from './websocket/WebSocketConnection.js';
 export type { OverflowPolicy, WebSocketListener, WebSocketSessionOptions } from './websocket/WebSocketListener.js';

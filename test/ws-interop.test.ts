@@ -913,3 +913,55 @@ t.test('handler.sessions lists the open sessions (ws users iterate wss.clients),
   t.equal(handler.sessions.size, 0, 'none after stop');
   t.same(seenAtClose, [false, false, false], 'no longer listed when onClose runs');
 });
+
+t.test('text without strings: onTextBytes gets the validated bytes, send/sendText/broadcast send bytes as text', async (t) => {
+  const received: Buffer[] = [];
+  let onTextCalls = 0;
+  const handler: WebSocketUpgradeHandler = new WebSocketUpgradeHandler({
+    perMessageDeflate: { threshold: 16 },
+    accept: () => ({
+      onText: () => void onTextCalls++,
+      onTextBytes: (session, bytes) => {
+        received.push(bytes);
+        const text = bytes.toString('utf8');
+        if (text === 'relay') session.send(bytes, undefined, { text: true });
+        else if (text === 'promise') void session.sendText(new Uint8Array(bytes));
+        else if (text === 'broadcast') broadcast(handler.sessions, bytes, { text: true });
+        else if (text === 'bad') {
+          const invalid = Buffer.from([0x68, 0xc3, 0x28]);
+          t.throws(() => session.send(invalid, undefined, { text: true }), { name: 'FrameEncodeError', code: 'WS_INVALID_UTF8' });
+          t.throws(() => broadcast(handler.sessions, invalid, { text: true }), { code: 'WS_INVALID_UTF8' });
+          void session.sendText(invalid).then(
+            () => t.fail('sent'),
+            (e: { code?: string }) => void session.send(`rejected ${e.code}`),
+          );
+        } else session.send(bytes, undefined, { text: true }); // echo, compressed when over the threshold
+      },
+    }),
+  });
+  const server = new Server({ port: 0, host: HOST }, new Router().route('/bytes', handler));
+  const { port } = await server.start();
+  t.teardown(() => server.stop(500));
+  const client = new WebSocket(`ws://${HOST}:${port}/bytes`, { perMessageDeflate: true });
+  t.teardown(() => client.terminate());
+  const got: { text: string; binary: boolean }[] = [];
+  client.on('message', (data: Buffer, isBinary: boolean) => void got.push({ text: data.toString(), binary: isBinary }));
+  await within(new Promise((resolve) => client.once('open', resolve)), 3000, 'open');
+  const long = 'żółć — ünïcödé '.repeat(100);
+  for (const m of ['relay', 'promise', 'broadcast', 'bad', long]) client.send(m);
+  client.send('frag', { fin: false });
+  client.send('mented ✓', { fin: true });
+  await until(() => got.length === 6, 3000, 'six answers');
+  t.same(got, [
+    { text: 'relay', binary: false },
+    { text: 'promise', binary: false },
+    { text: 'broadcast', binary: false },
+    { text: 'rejected WS_INVALID_UTF8', binary: false },
+    { text: long, binary: false },
+    { text: 'fragmented ✓', binary: false },
+  ]);
+  t.equal(onTextCalls, 0, 'onText is not called when onTextBytes is there');
+  t.ok(received.every((b) => Buffer.isBuffer(b)));
+  t.equal(received[5]!.toString(), 'fragmented ✓', 'a fragmented message arrives whole');
+  t.ok(received[4]!.equals(Buffer.from(long)), 'the exact bytes');
+});

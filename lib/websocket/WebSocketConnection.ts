@@ -395,9 +395,18 @@ export class WebSocketConnection implements Connection {
     let result: void | Promise<void>;
     try {
       if (opcode === OpCode.TEXT) {
-        const onText = this.listener.onText;
-        if (onText === undefined) return false;
-        result = onText.call(this.listener, this.session, data.toString('utf8'));
+        const onTextBytes = this.listener.onTextBytes;
+        if (onTextBytes !== undefined) {
+          // The bytes, validated by the parser as they arrived: no string (a relay never pays for the decoding).
+          if (!this.endPoint.freshReadBuffers && this.readBuffer !== undefined && data.buffer === this.readBuffer.buffer) {
+            data = Buffer.from(data);
+          }
+          result = onTextBytes.call(this.listener, this.session, data);
+        } else {
+          const onText = this.listener.onText;
+          if (onText === undefined) return false;
+          result = onText.call(this.listener, this.session, data.toString('utf8'));
+        }
       } else {
         const onBinary = this.listener.onBinary;
         if (onBinary === undefined) return false;
@@ -408,7 +417,7 @@ export class WebSocketConnection implements Connection {
         result = onBinary.call(this.listener, this.session, data);
       }
     } catch (e) {
-      this.failCallback(opcode === OpCode.TEXT ? 'onText' : 'onBinary', e);
+      this.failCallback(opcode === OpCode.TEXT ? (this.listener.onTextBytes !== undefined ? 'onTextBytes' : 'onText') : 'onBinary', e);
       return true;
     }
     if (result !== undefined && typeof (result as Promise<void>).then === 'function') {

@@ -13,6 +13,14 @@ export interface WebSocketListener {
    * settles when the session's `awaitHandlers` option is on (ordered async processing with read backpressure).
    */
   onText?(session: WebSocketSession, text: string): void | Promise<void>;
+  /**
+   * A whole text message as its UTF-8 bytes, already validated (RFC 6455 §8.1). When the listener has it, `onText`
+   * is not called and no string is made: for relays (an echo, a chat fan-out, a proxy, a queue bridge) that pass
+   * the message on as it came, with `session.send(bytes, callback, { text: true })` or
+   * `broadcast(sessions, bytes, { text: true })`. The buffer is the application's to keep. See `onText` for a
+   * returned Promise.
+   */
+  onTextBytes?(session: WebSocketSession, bytes: Buffer): void | Promise<void>;
   /** A whole binary message; the buffer is the application's to keep. See `onText` for a returned Promise. */
   onBinary?(session: WebSocketSession, data: Buffer): void | Promise<void>;
   /**

@@ -1,9 +1,20 @@
 import type { WriteCallback } from '../io/WriteFlusher.js';
-import { settleWrite } from '../io/safeToDrop.js';
+import { safeToDrop, settleWrite } from '../io/safeToDrop.js';
 import { CloseStatus } from './CloseStatus.js';
 import { OpCode } from './OpCode.js';
 import type { WebSocketConnection } from './WebSocketConnection.js';
 import { WebSocketSessionError } from './errors.js';
+import { checkTextBytes } from './Utf8Validator.js';
+
+/** Options of {@link WebSocketSession.send} and `broadcast`. */
+export interface SendOptions {
+  /**
+   * Send a Buffer as a text message rather than a binary one: its bytes must be UTF-8 (checked; a
+   * `FrameEncodeError` 'WS_INVALID_UTF8' otherwise, nothing sent). For relaying text without a string (see
+   * `onTextBytes`). Ignored for a string, which is always text.
+   */
+  text?: boolean;
+}
 
 /** `readyState` values, as in the browser's WebSocket and `ws`. */
 export const ReadyState = Object.freeze({ CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const);
@@ -73,23 +84,42 @@ export class WebSocketSession {
     this.connection.endPoint.idleTimeoutMs = ms;
   }
 
-  /** Sends a text message. See the class comment for the Promise. */
-  sendText(text: string): Promise<void> {
-    return settle((callback) => this.connection.send(OpCode.TEXT, text, callback));
+  /**
+   * Sends a text message: a string, or its UTF-8 bytes (checked, then sent without a string: a relay of what
+   * `onTextBytes` received). See the class comment for the Promise; bytes that are not UTF-8 reject it with a
+   * `FrameEncodeError` 'WS_INVALID_UTF8' (nothing sent). The bytes are not copied: do not modify them until the
+   * Promise settles.
+   */
+  sendText(text: string | Uint8Array): Promise<void> {
+    if (typeof text === 'string') return settle((callback) => this.connection.send(OpCode.TEXT, text, callback));
+    try {
+      checkTextBytes(text);
+    } catch (e) {
+      return safeToDrop(Promise.reject(e));
+    }
+    const bytes = toBuffer(text);
+    return settle((callback) => this.connection.send(OpCode.TEXT, bytes, callback));
   }
 
   /** Sends a binary message. The buffer is not copied: do not modify it until the Promise settles. */
   sendBinary(data: Buffer | Uint8Array): Promise<void> {
-    const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const buffer = toBuffer(data);
     return settle((callback) => this.connection.send(OpCode.BINARY, buffer, callback));
   }
 
   /**
    * Sends without a Promise: `callback` (optional) gets null when flushed or the error. Returns false when the
-   * message was refused at once (closed session, buffer bound). For hot loops that do not need to wait.
+   * message was refused at once (closed session, buffer bound). For hot loops that do not need to wait. A string
+   * is a text message, a Buffer a binary one, or a text one with `{ text: true }` (see {@link SendOptions}).
+   * @throws FrameEncodeError 'WS_INVALID_UTF8' for `{ text: true }` bytes that are not UTF-8.
    */
-  send(data: string | Buffer, callback?: WriteCallback): boolean {
-    return this.connection.send(typeof data === 'string' ? OpCode.TEXT : OpCode.BINARY, data, callback);
+  send(data: string | Buffer, callback?: WriteCallback, options?: SendOptions): boolean {
+    if (typeof data === 'string') return this.connection.send(OpCode.TEXT, data, callback);
+    if (options?.text === true) {
+      checkTextBytes(data);
+      return this.connection.send(OpCode.TEXT, data, callback);
+    }
+    return this.connection.send(OpCode.BINARY, data, callback);
   }
 
   /**
@@ -124,6 +154,10 @@ export class WebSocketSession {
 }
 
 /** Adapts a callback-style send to a Promise whose rejection is marked handled (see WebSocketSession). */
+function toBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 function settle(start: (callback: WriteCallback) => boolean): Promise<void> {
   return settleWrite(start, toSessionError);
 }

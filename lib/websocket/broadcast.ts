@@ -1,5 +1,6 @@
 import { OpCode } from './OpCode.js';
-import type { WebSocketSession } from './WebSocketSession.js';
+import type { SendOptions, WebSocketSession } from './WebSocketSession.js';
+import { checkTextBytes } from './Utf8Validator.js';
 
 /** What {@link broadcast} did. */
 export interface BroadcastResult {
@@ -17,8 +18,13 @@ export interface BroadcastResult {
  *
  * Fire and forget: there is no per-session Promise (use `session.sendText` for that).
  */
-export function broadcast(sessions: Iterable<WebSocketSession>, data: string | Buffer): BroadcastResult {
-  const opcode = typeof data === 'string' ? OpCode.TEXT : OpCode.BINARY;
+export function broadcast(sessions: Iterable<WebSocketSession>, data: string | Buffer, options?: SendOptions): BroadcastResult {
+  let opcode: typeof OpCode.TEXT | typeof OpCode.BINARY = OpCode.BINARY;
+  if (typeof data === 'string') opcode = OpCode.TEXT;
+  else if (options?.text === true) {
+    checkTextBytes(data); // once, for every recipient
+    opcode = OpCode.TEXT;
+  }
   let frames: Buffer[] | undefined;
   let bytes = 0;
   let sent = 0;

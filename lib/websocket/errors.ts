@@ -64,7 +64,9 @@ export type FrameEncodeErrorCode =
   /** An opcode RFC 6455 does not define (§5.2). */
   | 'WS_INVALID_OPCODE'
   /** A mask key that is not 4 bytes (RFC 6455 §5.3). */
-  | 'WS_INVALID_MASK_KEY';
+  | 'WS_INVALID_MASK_KEY'
+  /** Bytes given as a text message that are not UTF-8 (RFC 6455 §5.6: a text frame's payload is UTF-8). */
+  | 'WS_INVALID_UTF8';
 
 /** Our own caller asked the codec to produce something RFC 6455 forbids. Nothing was written. */
 export class FrameEncodeError extends RangeError {

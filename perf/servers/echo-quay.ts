@@ -1,6 +1,7 @@
 /**
  * Benchmark target: quay. WebSocket echo at /echo (every message back to its sender, text as text, binary as
- * binary), broadcast at /broadcast (every message to every session of /broadcast, the sender included, encoded
+ * binary; text relayed as its validated bytes, `onTextBytes`, as ws's echo relays Buffers), the same through
+ * strings at /echo-string (decoded and encoded again), broadcast at /broadcast (every message to every session of /broadcast, the sender included, encoded
  * once by `broadcast()`), HTTP hello at /hello, the process's memory as JSON at /stats and a heap snapshot at /heapsnapshot (stats.ts).
  * No compression (permessage-deflate is off by default, as in the ws peer), except on /echo-deflate: the echo with
  * permessage-deflate accepted when the client offers it (threshold 1024, as ws's). Prints `listening PORT`; `--port N`.
@@ -21,8 +22,21 @@ const { values } = parseArgs({ options: { 'idle-timeout-ms': { type: 'string', d
 // Long by default: the memory benchmark holds 10,000 silent connections; quay's one idle sweep costs the same either way.
 const idleTimeoutMs = Number(values['idle-timeout-ms']);
 
+/** Text relayed as the bytes it came as (`onTextBytes`), as the ws peer relays the Buffer it receives. */
+const TEXT = { text: true } as const;
+
 /** One listener object for every echo session: no closure per session or per message. */
 const echo: WebSocketListener = {
+  onTextBytes(session, bytes) {
+    session.send(bytes, undefined, TEXT);
+  },
+  onBinary(session, data) {
+    session.send(data);
+  },
+};
+
+/** The echo through strings: every text message decoded, then encoded again (`/echo-string`). */
+const echoString: WebSocketListener = {
   onText(session, text) {
     session.send(text);
   },
@@ -36,8 +50,8 @@ const room: WebSocketListener = {
   onOpen(session) {
     members.add(session);
   },
-  onText(_session, text) {
-    broadcast(members, text);
+  onTextBytes(_session, bytes) {
+    broadcast(members, bytes, TEXT);
   },
   onBinary(_session, data) {
     broadcast(members, data);
@@ -50,6 +64,7 @@ const room: WebSocketListener = {
 const hello = Buffer.from('hello world\n');
 const router = new Router()
   .route('/echo-deflate', new WebSocketUpgradeHandler({ accept: () => echo, perMessageDeflate: true }))
+  .route('/echo-string', new WebSocketUpgradeHandler({ accept: () => echoString }))
   .route('/echo', new WebSocketUpgradeHandler({ accept: () => echo }))
   .route('/broadcast', new WebSocketUpgradeHandler({ accept: () => room }))
   .route('/hello', (_req: Request, res: Response) => {
