@@ -4,14 +4,14 @@
  *   npm run build && node dist/perf/compare.js [--pairs 3] [--duration 5] [--warmup 1] [--only echo-64,http]
  *                                              [--memory] [--write] [--quick] [--json]
  *
- * Workloads (issue 6): WebSocket echo of 64-byte text (100 connections x 10 in flight), echo of 64 KiB binary
+ * Workloads: WebSocket echo of 64-byte text (100 connections x 10 in flight), echo of 64 KiB binary
  * (10 connections), fan-out of 64-byte messages to 1,000 sessions (quay vs `ws`), and HTTP hello (quay vs
  * node:http, with wrk when /usr/bin/wrk exists: a JS load generator is client-bound on 2 cores). Each pair
  * runs quay then the peer, each in a fresh server process pinned to core 0 while the load runs on core 1
  * (taskset); the raw node:net server (perf/servers/echo-raw, http-hello-raw) is measured once per workload as
  * the ceiling of this machine (in every pair for echo-64k, whose goal is against it). Prints medians, per-pair
  * ratios, the server's CPU per operation (robust when the load generator rather than the server is the limit),
- * and the goals of issue 6 with what was met.
+ * and the goals (ratios to the peer or to raw node:net) with what was met.
  *
  * --memory also runs perf/ws-memory (idle and active memory per connection) and adds its goals.
  * --write replaces the section between `<!-- bench:start -->` and `<!-- bench:end -->` of perf/RESULTS.md
@@ -19,7 +19,7 @@
  * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, echo-deflate, fanout, http.
  * --no-wrk: the HTTP workload with quay-load instead of wrk.
  *
- * --tls (`npm run bench:tls`, issue 11): the same over TLS, with the goals of issue 11: every server started with
+ * --tls (`npm run bench:tls`): the same over TLS, with the TLS goals: every server started with
  * `--tls` (the test certificate of examples/certificates.ts, ECDSA P-256; quay's `tls` option, ws 8 and hello on
  * node:https, the raw ceilings on node:tls), quay-load on wss:// with --insecure, wrk and autocannon on
  * https://. Workloads: wss echo 64 B (quay vs ws on node:https), wss echo 64 KiB (quay vs raw node:tls, in every
@@ -166,16 +166,16 @@ const WORKLOADS: readonly Workload[] = [
     path: '/hello',
     loadWorkload: 'http',
     loadArgs: ['-c', '100', '--pipelining', '1'],
-    goal: { against: 'peer', ratio: 1.5, text: '>= 1.5x node:http (issue 3)' },
+    goal: { against: 'peer', ratio: 1.5, text: '>= 1.5x node:http' },
   },
 ];
 
-/** A workload of {@link WORKLOADS} over TLS (the same servers started with `--tls`), with issue 11's changes. */
+/** A workload of {@link WORKLOADS} over TLS (the same servers started with `--tls`), with the TLS goals. */
 function overTls(id: string, changes: Partial<Workload> & Pick<Workload, 'id' | 'title' | 'peerName' | 'goal'>): Workload {
   return { ...WORKLOADS.find((w) => w.id === id)!, ...changes };
 }
 
-/** Issue 11: the same servers over TLS, their goals against ws on node:https, node:https and node:tls. */
+/** The same servers over TLS, their goals against ws on node:https, node:https and node:tls. */
 const TLS_WORKLOADS: readonly Workload[] = [
   overTls('echo-64', {
     id: 'wss-echo-64',
@@ -377,7 +377,7 @@ function memoryVerdicts(rows: readonly MemoryRow[]): Verdict[] {
     { goal: `${idle} RSS per connection <= ${peer}`, measured: `${fmt(quay.idleRssPerConn)} vs ${fmt(ws.idleRssPerConn)} B`, met: quay.idleRssPerConn <= ws.idleRssPerConn },
     { goal: `${idle} heap per connection <= ${peer}`, measured: `${fmt(quay.idleHeapPerConn)} vs ${fmt(ws.idleHeapPerConn)} B`, met: quay.idleHeapPerConn <= ws.idleHeapPerConn },
   ];
-  if (TLS) return verdicts; // issue 11 asks for idle memory only
+  if (TLS) return verdicts; // the TLS goal is idle memory only
   return [
     ...verdicts,
     {
@@ -390,7 +390,7 @@ function memoryVerdicts(rows: readonly MemoryRow[]): Verdict[] {
 
 async function runMemory(): Promise<{ rows: MemoryRow[]; table: string; command: string } | undefined> {
   const script = join(PERF_DIR, 'ws-memory.js');
-  // TLS: idle only (issue 11), against the bare node:tls server too.
+  // TLS: idle only, against the bare node:tls server too.
   const args = TLS ? ['--tls', '--active', '0', ...(quick ? ['--idle', '2000', '--runs', '1'] : [])] : quick ? ['--idle', '2000', '--active', '200', '--seconds', '2'] : [];
   const command = `node dist/perf/ws-memory.js ${args.join(' ')}`.trim();
   const result = spawnSync(process.execPath, [script, ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: TLS ? 600_000 : 180_000 });
@@ -418,7 +418,7 @@ function markdown(rows: readonly Row[], verdicts: readonly Verdict[], memory: Aw
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const lines = [
-    TLS ? '## TLS: `npm run bench:tls` (issue 11)' : '## WebSocket and HTTP side by side: `npm run bench` (issues 4 and 6)',
+    TLS ? '## TLS: `npm run bench:tls`' : '## WebSocket and HTTP side by side: `npm run bench`',
     '',
     `${date}, Node ${process.version}, ${cpus().length} cores (${cpu}), ${pairs} alternating pairs (quay then peer), ${durationSec} s measured after ` +
       `${warmupSec} s warm-up per run, medians; servers pinned to core 0 and the load to core 1 ${HAVE_TASKSET ? '(taskset)' : '(no taskset here: not pinned)'}; ` +
@@ -440,7 +440,7 @@ function markdown(rows: readonly Row[], verdicts: readonly Verdict[], memory: Aw
     '',
   ];
   if (memory !== undefined) lines.push(`Memory (\`${memory.command}\`):`, '', memory.table, '');
-  lines.push(`Goals (issue ${TLS ? 11 : 6}):`, '', '| goal | measured | met |', '| --- | --- | --- |');
+  lines.push('Goals:', '', '| goal | measured | met |', '| --- | --- | --- |');
   for (const v of verdicts) lines.push(`| ${v.goal} | ${v.measured} | ${v.met ? 'yes' : '**no**'} |`);
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 /**
- * HTTP hello world, quay against node:http, side by side in one run (issue 3's benchmark).
+ * HTTP hello world, quay against node:http, side by side in one run.
  *
  *   npm run build && node dist/perf/http-bench.js [--pairs 3] [--seconds 5] [--connections 100] [--tools wrk,autocannon]
  *

@@ -1,6 +1,6 @@
 /**
  * `npm run bench:memory`: memory per WebSocket connection, quay against `ws` and a bare node:net server
- * (perf/servers/echo-raw: one socket, one closure, one small object per connection), issue 6.
+ * (perf/servers/echo-raw: one socket, one closure, one small object per connection).
  *
  *   npm run build && node dist/perf/ws-memory.js [--idle 10000] [--active 1000] [--size 16384] [--seconds 5]
  *                                                [--servers quay,ws,net] [--per-process 5000] [--runs 3] [--json]
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
   const q = rows.find((r) => r.server === 'quay');
   const w = rows.find((r) => r.server === 'ws');
   if (q !== undefined && w !== undefined) {
-    console.log(`\nGoals (issue ${TLS ? 11 : 6}):`);
+    console.log('\nGoals:');
     console.log(`- idle memory per connection <= ws: RSS ${fmt(q.idleRssPerConn)} vs ${fmt(w.idleRssPerConn)} B, heap ${fmt(q.idleHeapPerConn)} vs ${fmt(w.idleHeapPerConn)} B: ${q.idleRssPerConn <= w.idleRssPerConn && q.idleHeapPerConn <= w.idleHeapPerConn ? 'met' : 'NOT met'}`);
     if (active === 0) return;
     console.log(`- active memory per connection <= 1/2 ws: RSS ${fmt(q.activeRssPerConn)} vs ${fmt(w.activeRssPerConn)} B (${(q.activeRssPerConn / w.activeRssPerConn).toFixed(2)}): ${q.activeRssPerConn <= w.activeRssPerConn / 2 ? 'met' : 'NOT met'}`);

@@ -1,6 +1,6 @@
 /**
  * No remote peer can crash the process through a handler's Promise or a header value, and errors are reported in
- * proportion (issue "Hardening", items 1, 2 and 7).
+ * proportion.
  *
  * The harness records every `unhandledRejection` of the process (a listener keeps node from exiting on the first
  * one, so a regression is a failed assertion rather than a dead test run) and every test ends by asserting that

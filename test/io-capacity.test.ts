@@ -1,5 +1,5 @@
 /**
- * Capacity (issue 10, item 8): connections past `maxConnections` are refused, counted and reported once a second
+ * Capacity: connections past `maxConnections` are refused, counted and reported once a second
  * with a count; the default `maxConnections` leaves a reserve under the open-file limit; and a process that is at
  * its open-file limit (where Node drops new connections without a word) is detected and reported. The last two
  * run a child process under a low `ulimit -n` (test/support/capacityServer.ts).

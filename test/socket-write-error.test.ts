@@ -1,8 +1,8 @@
 /**
  * A write that Node fails (a reset or a broken pipe seen by the write before any 'error' event) closes the
  * SocketEndPoint with that error as the cause, and the pending write callbacks fail with EndPointClosedError on an
- * endpoint that is already closed: that is how HTTP tells a client that left from a handler error (issue 10,
- * items 1 and 7: a reset after 200,000 pipelined requests is one report, not one per response).
+ * endpoint that is already closed: that is how HTTP tells a client that left from a handler error (a
+ * hostile peer's reset: a reset after 200,000 pipelined requests is one report, not one per response).
  */
 import t from 'tap';
 import { createServer, connect, type Socket } from 'node:net';

@@ -1,5 +1,5 @@
 /**
- * The TLS attacks of `npm run bench:hostile` (issue 11): peers that stall mid-handshake (`tls-stall`) and peers
+ * The TLS attacks of `npm run bench:hostile`: peers that stall mid-handshake (`tls-stall`) and peers
  * that send what no TLS server can take (`tls-garbage`), against quay with `tls` and against node:https with ws 8,
  * each in a fresh server process started with `--tls` (the same test certificate for both: tls.ts).
  */
