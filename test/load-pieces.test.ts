@@ -99,12 +99,13 @@ t.test('ConnectionOpener: at most openConcurrency attempts at a time, source add
   t.equal(opener.pending, 3);
   t.same(started[1]![1], { localAddress: '127.0.0.3', timeoutMs: 2000, deflate: false });
   for (let k = 0; k < 20 && opener.pending > 0; k++) {
-    opener.attemptEnded();
+    opener.attemptEnded(k % 2 === 0);
     opener.launch();
     t.ok(opener.pending <= 3, 'never more than three under way');
   }
   await all;
   t.ok(resolved, 'resolves once every attempt ended');
+  t.equal(opener.noneOpened, false, 'some attempts opened');
   t.same(
     started.map(([i]) => i),
     [0, 1, 2, 3, 4, 5, 6, 7],
@@ -113,7 +114,7 @@ t.test('ConnectionOpener: at most openConcurrency attempts at a time, source add
   opener.open(5);
   t.equal(opener.pending, 1, 'a slot reopened is an attempt');
   t.equal(started.at(-1)![0], 5);
-  opener.attemptEnded();
+  opener.attemptEnded(false);
   opener.stop();
   opener.launch();
   t.equal(started.length, 9, 'nothing more after stop()');

@@ -37,7 +37,7 @@ t.test('buildReport: the contract fields, warm-up excluded', async (t) => {
   t.equal(r.connections, 3);
   t.equal(r.count, 500, 'the warm-up delivery is not counted');
   t.equal(r.bytes, 500 * 64);
-  t.same(r.errors, { refused: 0, tls: 0, handshake: 0, closed: 2, protocol: 0, timeout: 0, http: 0 });
+  t.same(r.errors, { dns: 0, refused: 0, tls: 0, handshake: 0, closed: 2, protocol: 0, timeout: 0, http: 0 });
   t.same(r.errorSamples, { closed: 'the server closed the connection: 1001' }, 'the first message of each kind');
   for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean'] as const) t.type(r.latencyMs[k], 'number');
   t.ok(r.latencyMs.p50 >= 0.2 && r.latencyMs.p50 <= 3.2, 'latencies in ms');
@@ -110,7 +110,7 @@ t.test('formatSummary: the human summary', async (t) => {
   t.match(text, /messages\s+1,234,567\s+123,457\/s/);
   t.match(text, /latency\s+ms p50 [\d.]+ {2}p90 [\d.]+ {2}p99 [\d.]+ {2}p99\.9 [\d.]+ {2}max [\d.]+ {2}mean [\d.]+/);
   t.match(text, /errors\s+closed 2\n\s+closed: the server closed the connection: 1001/);
-  const clean = formatSummary({ ...sampleReport(), errors: { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 }, errorSamples: undefined, interrupted: true } as LoadReport);
+  const clean = formatSummary({ ...sampleReport(), errors: { dns: 0, refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 }, errorSamples: undefined, interrupted: true } as LoadReport);
   t.match(clean, /errors\s+none/);
   t.match(clean, /\(interrupted\)/);
   const idle = formatSummary({ ...sampleReport(), workload: 'idle', opened: 1000, closed: 1000, openMs: 250, closeMs: 80, rate: 4000, targetRssBytesPerConnection: 5120, targetHeapBytesPerConnection: 2543 });
@@ -256,4 +256,14 @@ t.test('plot ticks: nice steps, labels without float noise', async (t) => {
   for (const max of [0.7, 1.2, 3.001, 12.5, 99, 1234.5]) {
     for (const [, label] of ticks(max)) t.match(label, /^[\d,]+(\.\d{1,2})?$/, `${max}: ${label}`);
   }
+});
+
+t.test('the connection cap is this process\'s open-file limit less a reserve, and the refusal says so', async (t) => {
+  const { OPEN_FILE_LIMIT } = await import('../perf/load/options.js');
+  if (OPEN_FILE_LIMIT === undefined) {
+    t.equal(MAX_CONNECTIONS, 19_000, 'the fallback where the limit cannot be read');
+    return;
+  }
+  t.equal(MAX_CONNECTIONS, OPEN_FILE_LIMIT - 64);
+  t.throws(() => parseOptions(['echo', '--url', 'ws://h/', '-c', String(MAX_CONNECTIONS + 1)]), new RegExp(`ulimit -n = ${OPEN_FILE_LIMIT}`));
 });

@@ -24,7 +24,7 @@ import { parseReport } from '../perf/load/report.js';
 import { runLoad } from '../perf/load/run.js';
 
 const certs = testCertificates();
-const NO_ERRORS = { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
+const NO_ERRORS = { dns: 0, refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
 
 // ws on node:https: /echo, /broadcast, and HTTP hello on every other path.
 const hello = Buffer.from('hello world\n');

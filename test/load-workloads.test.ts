@@ -83,7 +83,7 @@ function opts(workload: WorkloadName, url: string, overrides: Partial<LoadOption
   return defaultOptions(workload, url, { durationSec: 0.3, warmupSec: 0.1, rateIntervalMs: 100, timeoutSec: 5, ...overrides });
 }
 
-const NO_ERRORS = { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
+const NO_ERRORS = { dns: 0, refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
 
 t.test('echo: every message sent is echoed, text and binary, small and large', async (t) => {
   for (const [size, binary, inflight] of [
@@ -319,4 +319,30 @@ t.test('HttpResponseScanner: a body until close, HTTP/1.0, malformed responses',
     const s = new HttpResponseScanner({ onResponse: () => {} });
     t.throws(() => s.scan(Buffer.from(bad, 'latin1'), 0, bad.length), HttpScanError, JSON.stringify(bad));
   }
+});
+
+t.test('no connection can be opened: the run skips its warm-up and duration, and the CLI exits 1', async (t) => {
+  // A port nothing listens on: a server started and stopped.
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const closedPort = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  for (const [workload, url] of [
+    ['echo', `ws://127.0.0.1:${closedPort}/echo`],
+    ['fanout', `ws://127.0.0.1:${closedPort}/broadcast`],
+    ['http', `http://127.0.0.1:${closedPort}/hello`],
+  ] as const) {
+    const { report } = await runLoad(opts(workload, url, { connections: 4, receivers: 3, durationSec: 30, warmupSec: 30 }));
+    t.equal(report.count, 0, `${workload}: nothing completed`);
+    t.ok(report.errors.refused > 0, `${workload}: refused counted`);
+    t.equal(report.timeline.length, 0, `${workload}: no measured window (the 30 s were not waited for)`);
+  }
+  const { spawnSync } = await import('node:child_process');
+  const cli = spawnSync(process.execPath, ['dist/perf/load/cli.js', 'echo', '--url', `ws://127.0.0.1:${closedPort}/echo`, '-c', '2', '--duration', '30', '--warmup', '30', '--quiet', '--json'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  t.equal(cli.status, 1, 'exit status 1');
+  t.match(cli.stderr, /nothing completed \(connect to 127\.0\.0\.1:\d+: ECONNREFUSED\)/);
+  t.equal((JSON.parse(cli.stdout) as { errors: { refused: number } }).errors.refused, 2, 'the report is still printed');
 });

@@ -197,7 +197,11 @@ export abstract class LoadClient {
     const code = error.code ?? error.message;
     switch (this._state) {
       case 'CONNECTING':
-        this.fail('refused', `connect to ${this.target.host}:${this.target.port}: ${code}`);
+        if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' || code === 'EAI_NONAME') {
+          this.fail('dns', `cannot resolve ${this.target.host}: ${code}`);
+        } else {
+          this.fail('refused', `connect to ${this.target.host}:${this.target.port}: ${code}`);
+        }
         break;
       case 'TLS':
         this.fail('tls', `TLS handshake with ${this.target.host}:${this.target.port}: ${code}${error.code === undefined ? '' : ` (${error.message})`}`);

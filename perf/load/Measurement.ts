@@ -3,6 +3,7 @@ import { Histogram } from './Histogram.js';
 
 /**
  * The kinds of errors a run counts (never fatal):
+ * - `dns`: the host name could not be resolved (ENOTFOUND, EAI_AGAIN): nothing was ever connected to;
  * - `refused`: the TCP connection could not be opened (ECONNREFUSED, EADDRNOTAVAIL, ...);
  * - `tls`: the TLS handshake failed (wss://, https://): the certificate was not trusted or not for the host, no
  *   protocol or cipher in common, the server closed or reset during it; the message carries node:tls's code
@@ -13,8 +14,8 @@ import { Histogram } from './Histogram.js';
  * - `timeout`: no connection/handshake in time, or work left unanswered for --timeout;
  * - `http`: an HTTP response with a status outside 2xx-3xx.
  */
-export type ErrorKind = 'refused' | 'tls' | 'handshake' | 'closed' | 'protocol' | 'timeout' | 'http';
-export const ERROR_KINDS: readonly ErrorKind[] = ['refused', 'tls', 'handshake', 'closed', 'protocol', 'timeout', 'http'];
+export type ErrorKind = 'dns' | 'refused' | 'tls' | 'handshake' | 'closed' | 'protocol' | 'timeout' | 'http';
+export const ERROR_KINDS: readonly ErrorKind[] = ['dns', 'refused', 'tls', 'handshake', 'closed', 'protocol', 'timeout', 'http'];
 
 /** Where a run is: counting starts with MEASURING and ends with STOPPED (warm-up and drain are not counted). */
 export type MeasurementPhase = 'IDLE' | 'WARMUP' | 'MEASURING' | 'STOPPED';
@@ -27,7 +28,7 @@ export type MeasurementPhase = 'IDLE' | 'WARMUP' | 'MEASURING' | 'STOPPED';
 export class Measurement {
   /** Latencies of the measured window, in microseconds. */
   readonly histogram = new Histogram();
-  readonly errors: Record<ErrorKind, number> = { refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
+  readonly errors: Record<ErrorKind, number> = { dns: 0, refused: 0, tls: 0, handshake: 0, closed: 0, protocol: 0, timeout: 0, http: 0 };
   /** The first message of each kind of error, for the human summary. */
   readonly errorSamples: Partial<Record<ErrorKind, string>> = {};
   /** [seconds since the measured window began, rate over the interval ending then]. */

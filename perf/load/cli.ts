@@ -49,7 +49,14 @@ async function main(argv: readonly string[]): Promise<{ code: number; out: strin
     process.stderr.write(`quay-load: plot written to ${options.plot}\n`);
   }
   const out = options.json ? `${JSON.stringify(report)}\n` : formatSummary(report);
-  return { code: abort.signal.aborted ? 130 : 0, out };
+  if (abort.signal.aborted) return { code: 130, out };
+  if (report.count === 0) {
+    // Every connection failed, or nothing was answered: not a measurement. Say so, and fail for scripts and CI.
+    const sample = Object.values(report.errorSamples ?? {})[0];
+    process.stderr.write(`quay-load: nothing completed${sample === undefined ? '' : ` (${sample})`}\n`);
+    return { code: 1, out };
+  }
+  return { code: 0, out };
 }
 
 main(process.argv.slice(2)).then(

@@ -4,15 +4,28 @@ import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { isTlsUrl } from './target.js';
+import { openFileLimit } from '../../lib/io/OpenFileLimit.js';
 
 export type WorkloadName = 'echo' | 'fanout' | 'idle' | 'http' | 'selftest';
 export const WORKLOADS: readonly WorkloadName[] = ['echo', 'fanout', 'idle', 'http', 'selftest'];
 
+/** Descriptors the generator keeps for itself (files, the plot, stdio, DNS) below the open-file limit. */
+const DESCRIPTOR_RESERVE = 64;
+
+/** This process's open-file limit (`ulimit -n`, read from /proc/self/limits), or undefined where it cannot be read. */
+export const OPEN_FILE_LIMIT = openFileLimit();
+
 /**
- * The process's open-file limit here is 20,000 (hard): the generator keeps a margin for its own descriptors.
- * More connections need several processes (with different --source-addresses).
+ * Connections one quay-load process can hold: its open-file limit less a reserve for its own descriptors (19,000
+ * where the limit cannot be read). More connections need several processes (with different --source-addresses).
  */
-export const MAX_CONNECTIONS = 19_000;
+export const MAX_CONNECTIONS = OPEN_FILE_LIMIT === undefined ? 19_000 : Math.max(1, OPEN_FILE_LIMIT - DESCRIPTOR_RESERVE);
+
+/** Why MAX_CONNECTIONS is what it is, for the messages that refuse more. */
+const LIMIT_REASON =
+  OPEN_FILE_LIMIT === undefined
+    ? 'the assumed open-file limit'
+    : `this process's open-file limit, ulimit -n = ${OPEN_FILE_LIMIT}, less ${DESCRIPTOR_RESERVE} for its own files`;
 
 /** A run's settings; {@link parseOptions} fills the defaults. */
 export interface LoadOptions {
@@ -104,7 +117,7 @@ Options:
   --insecure                TLS: do not verify the server's certificate (self-signed test certificates)
   --ca FILE                 TLS: trust the CA certificates in FILE (PEM) instead of Node's default CAs
   -c, --connections N       connections (echo, http: 50; idle: 1000; selftest: 100). At most ${MAX_CONNECTIONS}
-                            per process (the open-file limit): spread more over several processes.
+                            per process here (ulimit -n less ${DESCRIPTOR_RESERVE}): spread more over several processes.
   --inflight D              messages in flight per connection (echo; default 1, selftest 10) or
                             broadcasts in flight (fanout; default 1)
   --size S                  payload bytes per message (default 64; fanout at least 12)
@@ -134,7 +147,8 @@ Options:
   -q, --quiet               no live progress line (there is none when stderr is not a TTY)
   -h, --help                this help
 
-Errors (refused, tls, handshake, closed, protocol, timeout, http) are counted and reported, never fatal.
+Errors (dns, refused, tls, handshake, closed, protocol, timeout, http) are counted and reported. When no
+connection can be opened the run ends at once; a run that completed nothing exits with status 1.
 Ctrl-C stops the run and prints what was measured so far. Exit status: 0 when the run completed,
 2 for bad options, 130 after Ctrl-C.
 
@@ -260,7 +274,7 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
   const value = Number(text);
   if (text.trim() === '' || !Number.isInteger(value)) throw new OptionsError(`${name} must be an integer, not ${JSON.stringify(text)}`);
   if (value < min || value > max) {
-    const hint = name === '--connections' || name === '--receivers' ? ` (the open-file limit: spread more connections over several processes)` : '';
+    const hint = name === '--connections' || name === '--receivers' ? ` (${LIMIT_REASON}: raise it, or spread more connections over several processes)` : '';
     throw new OptionsError(`${name} must be between ${min} and ${max}, not ${value}${value > max ? hint : ''}`);
   }
   return value;

@@ -23,7 +23,7 @@ export interface RunHooks {
 export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<WorkloadRun> {
   const n = connectionsOf(options);
   if (n > MAX_CONNECTIONS) {
-    throw new OptionsError(`${n} connections: at most ${MAX_CONNECTIONS} per process (the open-file limit); spread them over several processes`);
+    throw new OptionsError(`${n} connections: at most ${MAX_CONNECTIONS} per process (ulimit -n less a reserve); raise the limit, or spread them over several processes`);
   }
   const m = hooks.measurement ?? new Measurement(options.rateIntervalMs);
   switch (options.workload) {

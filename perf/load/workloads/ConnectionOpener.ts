@@ -16,6 +16,7 @@ export class ConnectionOpener {
   private opening = 0;
   private wanted = 0;
   private openDone: (() => void) | undefined;
+  private opened = 0;
   private readonly tls: LoadTls | undefined;
 
   constructor(
@@ -56,8 +57,17 @@ export class ConnectionOpener {
   }
 
   /** An attempt ended: its connection opened, or failed to. */
-  attemptEnded(): void {
+  attemptEnded(opened: boolean): void {
     this.opening--;
+    if (opened) this.opened++;
+  }
+
+  /**
+   * True when every attempt so far failed (after openAll): the run fails fast instead of waiting its warm-up and
+   * duration with nothing to measure (a refused port, a wrong host, a certificate the client refuses).
+   */
+  get noneOpened(): boolean {
+    return this.opened === 0;
   }
 
   /** Starts attempts up to the concurrency limit (none after {@link stop}); resolves openAll() when all ended. */

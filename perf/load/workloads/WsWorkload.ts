@@ -48,6 +48,11 @@ export abstract class WsWorkload implements WsLoadHandler {
   protected lost(_client: WsLoadClient): void {}
 
   /** Opens `n` connections; resolves when each is open or failed, or at once when `signal` aborts. */
+  /** No connection could be opened (see ConnectionOpener.noneOpened). */
+  protected get noneOpened(): boolean {
+    return this.opener.noneOpened;
+  }
+
   protected openAll(n: number, signal?: AbortSignal): Promise<void> {
     return this.opener.openAll(n, signal);
   }
@@ -70,7 +75,7 @@ export abstract class WsWorkload implements WsLoadHandler {
   }
 
   onOpen(client: WsLoadClient): void {
-    this.opener.attemptEnded();
+    this.opener.attemptEnded(true);
     this.openedCount++;
     if (this.closing) {
       client.close();
@@ -85,7 +90,7 @@ export abstract class WsWorkload implements WsLoadHandler {
     if (this.closing) this.closedCount++;
     else if (kind !== undefined) this.m.error(kind, message);
     if (client.openedAt === 0) {
-      this.opener.attemptEnded();
+      this.opener.attemptEnded(false);
       this.failedOpens++;
       this.opener.launch(); // opens no more once closing
     } else if (!this.closing) {

@@ -59,7 +59,7 @@ export class EchoWorkload extends WsWorkload implements Traffic {
   async run(signal?: AbortSignal): Promise<WorkloadRun> {
     const o = this.options;
     await this.openAll(o.connections, signal);
-    await this.traffic.run(o, this.m, signal);
+    if (!this.noneOpened) await this.traffic.run(o, this.m, signal);
     await this.closeAll(signal?.aborted === true ? 200 : 2000);
     return workloadRun(
       o,

@@ -87,7 +87,7 @@ export class FanoutWorkload extends WsWorkload implements Traffic {
     const o = this.options;
     // Client 0, the sender, is opened first: openAll launches in index order.
     await this.openAll(this.receivers + 1, signal);
-    await this.traffic.run(o, this.m, signal);
+    if (!this.noneOpened) await this.traffic.run(o, this.m, signal);
     await this.closeAll(signal?.aborted === true ? 200 : 2000);
     let min = Infinity;
     let max = 0;

@@ -63,7 +63,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
   async run(signal?: AbortSignal): Promise<WorkloadRun> {
     const o = this.options;
     await this.opener.openAll(o.connections, signal);
-    await this.traffic.run(o, this.m, signal);
+    if (!this.opener.noneOpened) await this.traffic.run(o, this.m, signal);
     await this.closeAll();
     const statuses: Record<string, number> = {};
     this.statuses.forEach((n, status) => {
@@ -79,7 +79,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
   }
 
   onOpen(client: HttpLoadClient): void {
-    this.opener.attemptEnded();
+    this.opener.attemptEnded(true);
     this.live++;
     if (this.closing) {
       client.destroy();
@@ -119,7 +119,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
       this.live--;
       this.ledger.drop(i);
     } else {
-      this.opener.attemptEnded();
+      this.opener.attemptEnded(false);
     }
     if (this.clients[i] === client) this.clients[i] = undefined;
     // Reopen a connection the server closed after serving it (Connection: close); not one that never worked.
