@@ -40,6 +40,32 @@ function tsBlocks(readme: string): { line: number; code: string }[] {
   return blocks;
 }
 
+/** The `npm run load -- ...` lines of the README's ```sh blocks, without their comments. */
+function shCommands(readme: string): string[] {
+  const out: string[] = [];
+  for (const line of readme.split('\n')) {
+    const m = /^npm run load -- (.+?)(\s+#.*)?$/.exec(line.trim());
+    if (m !== null) out.push(m[1]!.trim());
+  }
+  return out;
+}
+
+/**
+ * A README command made brief and aimed at this test's servers: ports replaced, at most 20 connections or
+ * receivers, 1 s with no warm-up, JSON out; `--pid` names the server's process.
+ */
+function briefly(command: string, plainPort: number, tlsPort: number, pid: number | undefined): string[] {
+  const args = command.replace(/\b8080\b/g, String(plainPort)).replace(/\b8443\b/g, String(tlsPort)).split(/\s+/);
+  for (let i = 0; i < args.length; i++) {
+    if ((args[i] === '-c' || args[i] === '--connections' || args[i] === '--receivers') && Number(args[i + 1]) > 20) args[i + 1] = '20';
+    if (args[i] === '-d' || args[i] === '--duration') args[i + 1] = '1';
+    if (args[i] === '--pid') args[i + 1] = String(pid ?? process.pid);
+  }
+  if (args[0] === 'selftest') return [...args, '--duration', '1', '--json', '--quiet'];
+  if (!args.includes('-d') && !args.includes('--duration')) args.push('--duration', '1');
+  return [...args, '--warmup', '0', '--json', '--quiet'];
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
@@ -176,6 +202,35 @@ t.test('every TypeScript block of the README type-checks and runs against the in
       const outcome = await runBlock(project, file, 1000).done;
       t.same(outcome, { code: 0, stderr: '' }, `${what} runs`);
     }
+  }
+
+  // Every quay-load command of the README, briefly, against the README server it names (same ports, replaced).
+  const commands = shCommands(readFileSync(join(packageRoot, 'README.md'), 'utf8'));
+  t.ok(commands.length >= 6, `${commands.length} quay-load commands`);
+  const serverFor = (command: string): number | undefined => {
+    if (command.includes(':8443')) return blocks.findIndex((b) => b.code.includes('port: 8443'));
+    if (command.includes('/hello')) return blocks.findIndex((b) => b.code.includes("route('/hello'"));
+    if (command.includes('ws://')) return wsServerBlock;
+    return undefined;
+  };
+  for (const command of commands) {
+    const index = serverFor(command);
+    const server = index === undefined ? undefined : runBlock(project, `out/${files[index]}.mjs`, 30_000);
+    if (server !== undefined) {
+      t.teardown(() => stop(server.child));
+      await listening(command.includes(':8443') ? tlsPort : plainPort);
+    }
+    const args = briefly(command, plainPort, tlsPort, server?.child.pid);
+    const outcome = await run(process.execPath, [join(project, 'node_modules', name, 'dist', 'perf', 'load', 'cli.js'), ...args], { cwd: project }).then(
+      ({ stdout }) => ({ code: 0, report: JSON.parse(stdout) as { count: number; errors: Record<string, number> } }),
+      (e: { code?: number; stderr?: string }) => ({ code: e.code ?? -1, report: undefined, stderr: e.stderr }),
+    );
+    if (server !== undefined) {
+      stop(server.child);
+      await server.done;
+    }
+    t.equal(outcome.code, 0, `${command}: exit 0`);
+    t.ok((outcome.report?.count ?? 0) > 0, `${command}: measured something`);
   }
 
   // CommonJS: require() of the installed package (Node 20.19+).
