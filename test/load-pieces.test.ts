@@ -195,3 +195,23 @@ t.test('TrafficRun: nothing to send on measures nothing; an abort skips the drai
   await new TrafficRun(traffic2, 10).run(options({ warmupSec: 0, durationSec: 30, timeoutSec: 5 }), m2, abort.signal);
   t.same(traffic2.events, ['canSend IDLE', 'start MEASURING', 'stop'], 'aborted: no drain, nothing counted');
 });
+
+t.test('a name that does not resolve is a dns error, not refused', async (t) => {
+  const { WsLoadClient } = await import('../perf/load/WsLoadClient.js');
+  const { parseTarget } = await import('../perf/load/target.js');
+  const ended: [string | undefined, string][] = [];
+  const client = new WsLoadClient(0, parseTarget('ws://127.0.0.1:9/x'), {
+    onOpen() {},
+    onMessage() {},
+    onReadComplete() {},
+    onEnd: (_client, kind, message) => void ended.push([kind, message]),
+  }, { timeoutMs: 2000 });
+  client.connect();
+  // What node:net emits for a host name that does not resolve (getaddrinfo ENOTFOUND), before any connect: emitted
+  // here on the socket so that the test makes no DNS query.
+  const socket = (client as unknown as { socket: import('node:net').Socket }).socket;
+  socket.emit('error', Object.assign(new Error('getaddrinfo ENOTFOUND quay-test.invalid'), { code: 'ENOTFOUND' }));
+  for (let i = 0; i < 100 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(ended[0]?.[0], 'dns');
+  t.match(ended[0]?.[1], /cannot resolve 127\.0\.0\.1: ENOTFOUND/);
+});
