@@ -446,7 +446,7 @@ const DEFAULT_PORT = 8080;
 const DEFAULT_TLS_PORT = 8443;
 
 /**
- * Reads `--port`, `--host`, `--tls`, `--cert FILE`, `--key FILE` (PORT and HOST from `env` when the flags are
+ * Reads `--port`, `--host`, `--tls`, `--cert FILE`, `--key FILE` (PORT, or npm's npm_config_port, and HOST from `env` when the flags are
  * absent). `--cert` and `--key` come together and imply `--tls`.
  * @throws ChatUsageError on an unknown flag, a bad port, or `--cert` without `--key` (or the reverse).
  */
@@ -471,7 +471,8 @@ export function parseChatCommand(args: readonly string[], env: NodeJS.ProcessEnv
       : values.tls === true
         ? 'self-signed'
         : 'none';
-  const rawPort = values.port ?? env['PORT'];
+  // `npm start --port 9001` (without the `--`): npm takes the flag for itself and passes it on as npm_config_port.
+  const rawPort = values.port ?? env['PORT'] ?? env['npm_config_port'];
   const port = rawPort === undefined || rawPort === '' ? (tls === 'none' ? DEFAULT_PORT : DEFAULT_TLS_PORT) : Number(rawPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ChatUsageError(`chat: bad port ${JSON.stringify(rawPort)} (0 to 65535; 0 picks a free one)`);
   return { port, host: values.host ?? env['HOST'] ?? '127.0.0.1', tls };
