@@ -452,16 +452,24 @@ const DEFAULT_TLS_PORT = 8443;
  */
 export function parseChatCommand(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChatCommand {
   let values: { port?: string | undefined; host?: string | undefined; tls?: boolean | undefined; cert?: string | undefined; key?: string | undefined };
+  let positionals: string[];
+  const usage = '(flags: --port N --host H --tls --cert FILE --key FILE)';
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: [...args],
       options: { port: { type: 'string' }, host: { type: 'string' }, tls: { type: 'boolean' }, cert: { type: 'string' }, key: { type: 'string' } },
       strict: true,
-      allowPositionals: false,
+      allowPositionals: true,
     }));
   } catch (error) {
-    throw new ChatUsageError(`chat: ${(error as Error).message} (flags: --port N --host H --tls --cert FILE --key FILE)`, { cause: error });
+    throw new ChatUsageError(`chat: ${(error as Error).message} ${usage}`, { cause: error });
   }
+  // `npm start --port 9001` (without the `--`): npm keeps `--port` for itself (npm_config_port=true) and passes
+  // 9001 on as an argument. That one case is read as the port; any other argument is a mistake.
+  let npmPort: string | undefined = env['npm_config_port'];
+  if (positionals.length === 1 && npmPort === 'true' && /^\d+$/.test(positionals[0]!)) npmPort = positionals[0];
+  else if (positionals.length > 0) throw new ChatUsageError(`chat: unexpected argument ${JSON.stringify(positionals[0])} ${usage}`);
+  if (npmPort === 'true') npmPort = undefined;
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new ChatUsageError(`chat: ${values.cert === undefined ? '--key' : '--cert'} needs ${values.cert === undefined ? '--cert' : '--key'} too (a certificate and its private key, PEM files)`);
   }
@@ -471,8 +479,8 @@ export function parseChatCommand(args: readonly string[], env: NodeJS.ProcessEnv
       : values.tls === true
         ? 'self-signed'
         : 'none';
-  // `npm start --port 9001` (without the `--`): npm takes the flag for itself and passes it on as npm_config_port.
-  const rawPort = values.port ?? env['PORT'] ?? env['npm_config_port'];
+  // `npm start --port=9001`: npm passes it on as npm_config_port.
+  const rawPort = values.port ?? env['PORT'] ?? npmPort;
   const port = rawPort === undefined || rawPort === '' ? (tls === 'none' ? DEFAULT_PORT : DEFAULT_TLS_PORT) : Number(rawPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ChatUsageError(`chat: bad port ${JSON.stringify(rawPort)} (0 to 65535; 0 picks a free one)`);
   return { port, host: values.host ?? env['HOST'] ?? '127.0.0.1', tls };

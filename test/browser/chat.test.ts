@@ -230,7 +230,9 @@ t.test('the protocol: join, unique names, refusals that keep the session, broadc
 t.test('the command line: --tls, --cert/--key, ports', async (t) => {
   t.same(parseChatCommand([]), { port: 8080, host: '127.0.0.1', tls: 'none' }, 'plain `npm start` as before');
   t.same(parseChatCommand([], { PORT: '9000', HOST: '0.0.0.0' }), { port: 9000, host: '0.0.0.0', tls: 'none' });
-  t.same(parseChatCommand([], { npm_config_port: '9001' }).port, 9001, '`npm start --port 9001`: npm passes the flag as npm_config_port');
+  t.same(parseChatCommand([], { npm_config_port: '9001' }).port, 9001, '`npm start --port=9001`: npm passes it as npm_config_port');
+  t.same(parseChatCommand(['9002'], { npm_config_port: 'true' }).port, 9002, '`npm start --port 9002`: npm passes 9002 as an argument');
+  t.throws(() => parseChatCommand(['9002'], {}), { name: 'ChatUsageError' }, 'an argument is a mistake otherwise');
   t.same(parseChatCommand(['--tls']), { port: 8443, host: '127.0.0.1', tls: 'self-signed' }, 'https has its own default port');
   t.same(parseChatCommand(['--tls', '--port', '0']).port, 0);
   t.same(parseChatCommand(['--cert', 'c.pem', '--key', 'k.pem']).tls, { certFile: 'c.pem', keyFile: 'k.pem' }, 'files imply TLS');
