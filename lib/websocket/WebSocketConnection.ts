@@ -390,34 +390,35 @@ export class WebSocketConnection implements Connection {
     this.releaseReads(HOLD_INFLATE);
   }
 
+  /**
+   * A message payload the application may keep: a view of a read buffer that may be reused is copied (a socket's
+   * reads are fresh buffers, so there it is the view itself).
+   */
+  private owned(data: Buffer): Buffer {
+    if (!this.endPoint.freshReadBuffers && this.readBuffer !== undefined && data.buffer === this.readBuffer.buffer) return Buffer.from(data);
+    return data;
+  }
+
   /** @internal A whole message; returns true to stop parsing (reads held, or the session is ending). */
   onMessage(opcode: DataOpCode, data: Buffer): boolean {
+    const listener = this.listener;
     let result: void | Promise<void>;
+    let callback = 'onBinary';
     try {
-      if (opcode === OpCode.TEXT) {
-        const onTextBytes = this.listener.onTextBytes;
-        if (onTextBytes !== undefined) {
-          // The bytes, validated by the parser as they arrived: no string (a relay never pays for the decoding).
-          if (!this.endPoint.freshReadBuffers && this.readBuffer !== undefined && data.buffer === this.readBuffer.buffer) {
-            data = Buffer.from(data);
-          }
-          result = onTextBytes.call(this.listener, this.session, data);
-        } else {
-          const onText = this.listener.onText;
-          if (onText === undefined) return false;
-          result = onText.call(this.listener, this.session, data.toString('utf8'));
-        }
+      if (opcode === OpCode.BINARY) {
+        if (listener.onBinary === undefined) return false;
+        result = listener.onBinary(this.session, this.owned(data));
+      } else if (listener.onTextBytes !== undefined) {
+        // The bytes, validated by the parser as they arrived: no string (a relay never pays for the decoding).
+        callback = 'onTextBytes';
+        result = listener.onTextBytes(this.session, this.owned(data));
       } else {
-        const onBinary = this.listener.onBinary;
-        if (onBinary === undefined) return false;
-        // A view of a read buffer that may be reused is copied: the application keeps what it is given.
-        if (!this.endPoint.freshReadBuffers && this.readBuffer !== undefined && data.buffer === this.readBuffer.buffer) {
-          data = Buffer.from(data);
-        }
-        result = onBinary.call(this.listener, this.session, data);
+        callback = 'onText';
+        if (listener.onText === undefined) return false;
+        result = listener.onText(this.session, data.toString('utf8'));
       }
     } catch (e) {
-      this.failCallback(opcode === OpCode.TEXT ? (this.listener.onTextBytes !== undefined ? 'onTextBytes' : 'onText') : 'onBinary', e);
+      this.failCallback(callback, e);
       return true;
     }
     if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
