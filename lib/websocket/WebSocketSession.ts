@@ -2,6 +2,7 @@ import type { WriteCallback } from '../io/WriteFlusher.js';
 import { safeToDrop, settleWrite } from '../io/safeToDrop.js';
 import { CloseStatus } from './CloseStatus.js';
 import { OpCode } from './OpCode.js';
+import type { DataOpCode } from './OpCode.js';
 import type { WebSocketConnection } from './WebSocketConnection.js';
 import { WebSocketSessionError } from './errors.js';
 import { checkTextBytes } from './Utf8Validator.js';
@@ -114,12 +115,7 @@ export class WebSocketSession {
    * @throws FrameEncodeError 'WS_INVALID_UTF8' for `{ text: true }` bytes that are not UTF-8.
    */
   send(data: string | Buffer, callback?: WriteCallback, options?: SendOptions): boolean {
-    if (typeof data === 'string') return this.connection.send(OpCode.TEXT, data, callback);
-    if (options?.text === true) {
-      checkTextBytes(data);
-      return this.connection.send(OpCode.TEXT, data, callback);
-    }
-    return this.connection.send(OpCode.BINARY, data, callback);
+    return this.connection.send(messageOpCode(data, options), data, callback);
   }
 
   /**
@@ -154,6 +150,18 @@ export class WebSocketSession {
 }
 
 /** Adapts a callback-style send to a Promise whose rejection is marked handled (see WebSocketSession). */
+/**
+ * @internal The opcode of a message given as `data` (`send`, `broadcast`): a string is text, bytes are binary, or
+ * text with `{ text: true }` once checked to be UTF-8.
+ * @throws FrameEncodeError 'WS_INVALID_UTF8'
+ */
+export function messageOpCode(data: string | Uint8Array, options: SendOptions | undefined): DataOpCode {
+  if (typeof data === 'string') return OpCode.TEXT;
+  if (options?.text !== true) return OpCode.BINARY;
+  checkTextBytes(data);
+  return OpCode.TEXT;
+}
+
 function toBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

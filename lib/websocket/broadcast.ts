@@ -1,6 +1,5 @@
-import { OpCode } from './OpCode.js';
+import { messageOpCode } from './WebSocketSession.js';
 import type { SendOptions, WebSocketSession } from './WebSocketSession.js';
-import { checkTextBytes } from './Utf8Validator.js';
 
 /** What {@link broadcast} did. */
 export interface BroadcastResult {
@@ -19,12 +18,7 @@ export interface BroadcastResult {
  * Fire and forget: there is no per-session Promise (use `session.sendText` for that).
  */
 export function broadcast(sessions: Iterable<WebSocketSession>, data: string | Buffer, options?: SendOptions): BroadcastResult {
-  let opcode: typeof OpCode.TEXT | typeof OpCode.BINARY = OpCode.BINARY;
-  if (typeof data === 'string') opcode = OpCode.TEXT;
-  else if (options?.text === true) {
-    checkTextBytes(data); // once, for every recipient
-    opcode = OpCode.TEXT;
-  }
+  const opcode = messageOpCode(data, options); // the UTF-8 check of { text: true } bytes: once, for every recipient
   let frames: Buffer[] | undefined;
   let bytes = 0;
   let sent = 0;
