@@ -402,9 +402,7 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     const ex = this.exchange;
     if (ex === undefined) return;
     ex.responseComplete = true;
-    if (channels.requestFinish.hasSubscribers) {
-      channels.requestFinish.publish({ request: ex.request, response: ex.response, endPoint: this.endPoint });
-    }
+    if (channels.requestFinish.hasSubscribers) this.publishFinish(ex);
     if (ex.request.isUpgrade) {
       // An upgrade answered with anything but 101: the "200 instead of 101" confusion of Jetty's demo (usually a
       // wrong path). Say which handler answered, so it can be found without a packet capture.
@@ -436,11 +434,8 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
   }
 
   upgrade(head: Buffer, next: (endPoint: EndPoint) => Connection): void {
-    const ex = this.exchange;
-    if (ex !== undefined && channels.requestFinish.hasSubscribers) {
-      // The 101 ends the exchange (onResponseComplete is not called for it: the connection is handed over).
-      channels.requestFinish.publish({ request: ex.request, response: ex.response, endPoint: this.endPoint });
-    }
+    // The 101 ends the exchange (onResponseComplete is not called for it: the connection is handed over).
+    if (this.exchange !== undefined && channels.requestFinish.hasSubscribers) this.publishFinish(this.exchange);
     this.endPoint.write(head);
     this.pendingUpgrade = next;
     if (!this.parsing) this.completeUpgrade();
@@ -535,6 +530,11 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     } catch (e) {
       this.endPoint.close(e instanceof Error ? e : new Error(String(e)));
     }
+  }
+
+  /** `quay:request.finish`: the exchange's response is complete (or its 101 written). */
+  private publishFinish(ex: Exchange): void {
+    channels.requestFinish.publish({ request: ex.request, response: ex.response, endPoint: this.endPoint });
   }
 
   private finishExchange(ex: Exchange): void {
