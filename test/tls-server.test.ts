@@ -18,6 +18,7 @@ import type { ServerErrorContext, ServerOptions } from '../lib/http/Server.js';
 import type { Handler, HandlerFunction } from '../lib/http/Handler.js';
 import { Router } from '../lib/http/Router.js';
 import { UpgradeBridge } from '../lib/http/UpgradeBridge.js';
+import { SelectorManager } from '../lib/io/SelectorManager.js';
 import { WebSocketUpgradeHandler } from '../lib/websocket/WebSocketUpgradeHandler.js';
 import { IllegalStateError, TlsHandshakeError, TlsHandshakeFailuresError, TlsHandshakeTimeoutError } from '../lib/io/errors.js';
 import { tlsFailureKind } from '../lib/io/TlsHandshakeFailures.js';
@@ -356,6 +357,29 @@ t.test('setSecureContext: new connections get the new certificate, established o
   t.throws(() => server.setSecureContext({}), TypeError, 'no certificate at all');
   const again = await tlsOpen(t, port);
   t.equal(commonName(again), 'localhost second');
+});
+
+t.test('a connection factory that throws after the handshake is an error, reported, not a handshake failure', async (t) => {
+  const errors: Error[] = [];
+  const manager = new SelectorManager({
+    tls: { key: certs.server.key, cert: certs.server.cert },
+    connectionFactory: {
+      newConnection: () => {
+        throw new Error('no connection for you');
+      },
+    },
+    onError: (error) => void errors.push(error),
+  });
+  const { port } = await manager.listen({ host: HOST });
+  t.teardown(() => manager.stop(500));
+  const socket = await tlsOpen(t, port);
+  await within(new Promise<void>((resolve) => socket.once('close', () => resolve())), 3000, 'closed by the server');
+  await until(() => manager.stats().open === 0, 3000, 'the endpoint closed');
+  const stats = manager.stats();
+  t.equal(stats.tls?.handshakes, 1, 'the handshake was done');
+  t.equal(Object.values(stats.tls!.handshakeFailures).reduce((a, b) => a + b, 0), 0, 'no handshake failure');
+  t.equal(stats.errors, 1, 'an error');
+  t.match(errors.map((e) => e.message), [/no connection for you/], 'reported');
 });
 
 t.test('a bad certificate or key fails the constructor', async (t) => {

@@ -486,10 +486,11 @@ function abortReason(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new Error(`connect aborted: ${String(reason)}`);
 }
 
-/** Whether the endpoint is still in its TLS handshake (so its close is a handshake failure). */
+/** Whether the endpoint closed during its TLS handshake (a handshake failure, counted by its kind, not an error). */
 function isHandshaking(endPoint: EndPoint): boolean {
   try {
-    return endPoint.connection instanceof TlsHandshakeConnection;
+    const connection = endPoint.connection;
+    return connection instanceof TlsHandshakeConnection && !connection.handshakeDone;
   } catch {
     return false; // no connection yet
   }

@@ -38,6 +38,11 @@ export class TlsHandshakeConnection implements Connection {
     this.deadlineMs = timeoutMs > 0 ? endPoint.clock.now() + timeoutMs : Infinity;
   }
 
+  /** True once the handshake is done (a close after it, such as a factory that threw, is not a handshake failure). */
+  get handshakeDone(): boolean {
+    return this.state === 'DONE';
+  }
+
   onOpen(): void {
     this.socket.once('secure', this.onSecure);
   }
