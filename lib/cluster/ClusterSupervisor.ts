@@ -17,7 +17,7 @@ import {
 } from './errors.js';
 import type { WorkerIdentity } from './errors.js';
 import { SLOT_ENV, isClusterMessage } from './messages.js';
-import type { RequestMessage, StopMessage, WorkerQuery } from './messages.js';
+import type { ExitMessage, RequestMessage, StopMessage, WorkerQuery } from './messages.js';
 import { resolveClusterOptions } from './options.js';
 import type { ClusterEvent, ClusterOptions, ClusterScheduling, ResolvedClusterOptions } from './options.js';
 import { addNumericFields } from './stats.js';
@@ -371,6 +371,12 @@ export class ClusterSupervisor {
         this.emit({ type: 'ready', slot: mw.slot.index, id: mw.worker.id, pid: mw.worker.process.pid });
         mw.settleReady();
         this.checkStarted();
+        return;
+      }
+      case 'quay:cluster.stopped': {
+        // Every connection handed to it before it closed its listener is ahead of this answer in its channel.
+        const exit: ExitMessage = { type: 'quay:cluster.exit' };
+        if (mw.worker.isConnected()) mw.worker.send(exit, () => {});
         return;
       }
       case 'quay:cluster.startFailed':
