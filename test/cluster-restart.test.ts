@@ -8,8 +8,8 @@ import type { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { ClusterSupervisor } from '../lib/index.js';
-import type { ClusterEvent } from '../lib/index.js';
+import { ClusterSupervisor, DEFAULT_SCHEDULING } from '../lib/index.js';
+import type { ClusterEvent, ClusterScheduling } from '../lib/index.js';
 import { APP, alive, ensureBuilt, freePort, get, pidOf, until, wsClient } from './support/clusterApp.js';
 import type { WsClient } from './support/clusterApp.js';
 
@@ -108,17 +108,20 @@ t.test('rolling restart under traffic: 0 refused or failed, old sessions get 100
   const order = events.filter((e) => e.type === 'ready' || e.type === 'stopping').map((e) => `${e.type}:${(e as { slot: number }).slot}`);
   t.same(order.slice(2), ['ready:0', 'stopping:0', 'ready:1', 'stopping:1'], 'each replacement ready before its old worker is told to stop');
   const seen = new Set<number | undefined>();
-  for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await pidOf(port));
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(await pidOf(port));
   t.same([...seen].sort(), after.map((w) => w.pid).sort(), 'the new workers serve');
   t.same(errors, [], 'nothing reported');
 });
 
 /** The cluster program as a primary process of its own: its first stdout line, and its exit. */
-async function primaryProcess(t: Test, workers: number) {
+async function primaryProcess(t: Test, workers: number, options: { scheduling?: ClusterScheduling; detached?: boolean } = {}) {
   const port = await freePort();
-  const child = spawn(process.execPath, [APP, '--port', String(port), '--workers', String(workers), '--grace', '2000'], {
+  const args = [APP, '--port', String(port), '--workers', String(workers), '--grace', '2000'];
+  if (options.scheduling !== undefined) args.push('--scheduling', options.scheduling);
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, QUAY_CLUSTER_TEST: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false, // its own process group (for the Ctrl-C test)
   });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -130,9 +133,9 @@ async function primaryProcess(t: Test, workers: number) {
     for (const pid of workerPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
   });
   const first = await Promise.race([lines.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ready line: ${stderr}`)), 20_000))]);
-  const ready = JSON.parse(String(first.value)) as { port: number; pids: number[] };
+  const ready = JSON.parse(String(first.value)) as { port: number; pids: number[]; scheduling: ClusterScheduling };
   workerPids = ready.pids;
-  return { child, pid: child.pid!, port, workers: ready.pids, exited, stderr: () => stderr };
+  return { child, pid: child.pid!, port, workers: ready.pids, scheduling: ready.scheduling, exited, stderr: () => stderr };
 }
 
 t.test('SIGTERM of the primary: every worker stops (sessions get 1001), the primary exits 0', async (t) => {
@@ -149,8 +152,23 @@ t.test('SIGTERM of the primary: every worker stops (sessions get 1001), the prim
   t.ok('error' in refused, 'nothing listens any more');
 });
 
-t.test('SIGHUP of the primary: a rolling restart, traffic unharmed', async (t) => {
-  const primary = await primaryProcess(t, 2);
+t.test('Ctrl-C (SIGINT to the whole process group): a clean stop, nothing reported, exit 0', async (t) => {
+  const primary = await primaryProcess(t, 2, { detached: true });
+  const { clients } = await sessions(t, primary.port, 2);
+  process.kill(-primary.pid, 'SIGINT'); // the group of the primary we started: it and its workers
+  const [code, signal] = await primary.exited;
+  t.same({ code, signal }, { code: 0, signal: null }, 'the primary exited 0');
+  t.same(await Promise.all(clients.map((c) => c.closed)), [1001, 1001], 'sessions got 1001');
+  t.ok(await until(() => primary.workers.every((pid) => !alive(pid)), 100, 20), 'every worker exited');
+  t.equal(primary.stderr(), '', 'no worker reported as crashed');
+});
+
+// The other scheduling than the default one (the in-process test above uses the default).
+const otherScheduling: ClusterScheduling = DEFAULT_SCHEDULING === 'kernel' ? 'round-robin' : 'kernel';
+
+t.test(`SIGHUP of the primary (${otherScheduling} scheduling): a rolling restart, traffic unharmed`, async (t) => {
+  const primary = await primaryProcess(t, 2, { scheduling: otherScheduling });
+  t.equal(primary.scheduling, otherScheduling);
   const { clients } = await sessions(t, primary.port, 2);
   process.kill(primary.pid, 'SIGHUP');
   // Done when both old workers are gone and two others answer.
@@ -161,7 +179,7 @@ t.test('SIGHUP of the primary: a rolling restart, traffic unharmed', async (t) =
   t.same(load.sessionFailures, [], `${load.sessions} sessions during the restart: all greeted`);
   t.same(await Promise.all(clients.map((c) => c.closed)), [1001, 1001]);
   const seen = new Set<number | undefined>();
-  for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await pidOf(primary.port));
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(await pidOf(primary.port));
   t.equal(seen.size, 2, 'two workers serve');
   t.ok([...seen].every((pid) => pid !== undefined && !primary.workers.includes(pid)), 'new ones');
   t.equal(alive(primary.pid), true, 'the primary still runs');
