@@ -451,6 +451,7 @@ export class ClusterSupervisor {
     const now = Date.now();
     this.recentCrashes(slot, now);
     slot.crashTimes.push(now);
+    if (slot.crashTimes.length > this.options.maxCrashes) slot.crashTimes.shift(); // bounded (failed replacements)
     if (this._state !== 'STARTING' && this._state !== 'RUNNING') return;
     // Another worker serves the slot: the old one crashed during a rolling restart (its replacement takes over), or
     // a replacement crashed while the old one still serves (the restart rejects).

@@ -14,7 +14,8 @@
  * which is why it lives here: the workers node forks must be JavaScript, and perf/ is compiled to dist/. The tests'
  * hooks only exist with QUAY_CLUSTER_TEST=1: routes /exit (the worker exits with code 1), /block?ms= (the worker's
  * event loop is blocked for that long after answering), /publish?count=&size= (relay messages to the other
- * workers), stats() with the relay messages received, and QUAY_CLUSTER_FAIL_START=1 (the start function throws).
+ * workers), stats() with the relay messages received, and QUAY_CLUSTER_FAIL_START=1 (the start function throws),
+ * QUAY_CLUSTER_HANG_START=1 (it never resolves), QUAY_CLUSTER_HANG_STOP=1 (the service's stop never resolves).
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -56,6 +57,7 @@ function intact(bytes: Uint8Array): boolean {
 
 async function start(): Promise<ClusterService> {
   if (testHooks && process.env.QUAY_CLUSTER_FAIL_START === '1') throw new Error('this worker is made to fail at start');
+  if (testHooks && process.env.QUAY_CLUSTER_HANG_START === '1') await new Promise(() => setInterval(() => {}, 1000));
   const pid = String(process.pid);
   const ws = new WebSocketUpgradeHandler({
     accept: () => ({
@@ -105,7 +107,8 @@ async function start(): Promise<ClusterService> {
   await server.start();
   // Plain data for the primary (structured clone): the server's counters, and the relay's with the test hooks.
   if (!testHooks) return server;
-  return { stop: (grace) => server.stop(grace), stats: () => ({ ...server.stats(), relay: { ...relay } }), dump: () => server.dump() };
+  const hangStop = process.env.QUAY_CLUSTER_HANG_STOP === '1';
+  return { stop: (grace) => (hangStop ? new Promise<void>(() => {}) : server.stop(grace)), stats: () => ({ ...server.stats(), relay: { ...relay } }), dump: () => server.dump() };
 }
 
 const role = await runCluster(start, {

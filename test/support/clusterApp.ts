@@ -9,7 +9,9 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { WebSocket } from '../../lib/index.js';
+import type { Test } from 'tap';
+import { ClusterSupervisor, WebSocket } from '../../lib/index.js';
+import type { ClusterEvent, ClusterOptions } from '../../lib/index.js';
 
 const root = resolve(import.meta.dirname ?? '.', '..', '..');
 /** The compiled cluster program. */
@@ -125,4 +127,84 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A supervisor of the app on a free port, stopped (and its workers killed by PID if need be) at teardown. */
+export async function cluster(t: Test, options: ClusterOptions & { env?: Record<string, string> } = {}) {
+  const port = await freePort();
+  const events: ClusterEvent[] = [];
+  const errors: Error[] = [];
+  const supervisor = new ClusterSupervisor({
+    workers: 2,
+    exec: APP,
+    args: ['--port', String(port)],
+    execArgv: [],
+    handleSignals: false,
+    stopGraceMs: 1000,
+    stopMarginMs: 1000,
+    startTimeoutMs: 10_000,
+    onEvent: (event) => void events.push(event),
+    onError: (error) => void errors.push(error),
+    ...options,
+    env: { QUAY_CLUSTER_TEST: '1', ...options.env },
+  });
+  const pids = new Set<number>();
+  events.push = function (...items: ClusterEvent[]) {
+    for (const e of items) if (e.type === 'fork' && e.pid !== undefined) pids.add(e.pid);
+    return Array.prototype.push.apply(this, items);
+  };
+  t.teardown(async () => {
+    await supervisor.stop(500);
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  return { supervisor, port, events, errors };
+}
+
+export interface Traffic {
+  requests: number;
+  failures: string[];
+  sessions: number;
+  sessionFailures: string[];
+  pids: Set<number>;
+}
+
+/**
+ * Clients until `done` resolves (bounded: at most `maxRequests`, 30 s): 4 loops of GET /pid on fresh connections,
+ * one loop opening WebSocket sessions (each must be greeted, then is closed by the client).
+ */
+export async function traffic(port: number, done: Promise<unknown>, maxRequests = 4000): Promise<Traffic> {
+  const result: Traffic = { requests: 0, failures: [], sessions: 0, sessionFailures: [], pids: new Set() };
+  let finished = false;
+  void done.finally(() => (finished = true));
+  const deadline = Date.now() + 30_000;
+  const more = (): boolean => !finished && result.requests < maxRequests && Date.now() < deadline;
+  const http = async (): Promise<void> => {
+    while (more()) {
+      result.requests++;
+      const answer = await get(port, '/pid');
+      if ('error' in answer) result.failures.push(answer.error);
+      else if (answer.status !== 200) result.failures.push(`status ${answer.status}`);
+      else result.pids.add(Number(answer.body));
+    }
+  };
+  const ws = async (): Promise<void> => {
+    while (more()) {
+      result.sessions++;
+      const client = wsClient(port);
+      const pid = await Promise.race([client.pid, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]).catch(() => -2);
+      if (pid < 0) result.sessionFailures.push(pid === -1 ? 'no greeting' : 'error');
+      client.close();
+      await client.closed;
+    }
+  };
+  await Promise.all([http(), http(), http(), http(), ws()]);
+  return result;
+}
+
+export async function sessions(t: Test, port: number, count: number): Promise<{ clients: WsClient[]; pids: number[] }> {
+  const clients: WsClient[] = [];
+  for (let i = 0; i < count; i++) clients.push(wsClient(port));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const pids = await Promise.all(clients.map((c) => c.pid));
+  return { clients, pids };
 }
