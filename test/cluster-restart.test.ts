@@ -35,7 +35,7 @@ t.test('rolling restart under traffic: 0 refused or failed, old sessions get 100
   });
   await supervisor.start();
   const before = supervisor.workers.map((w) => w.pid!);
-  const { clients, pids } = await sessions(t, port, 6);
+  const { clients, pids } = await sessions(t, port, before, 3);
   t.same(new Set(pids), new Set(before), 'the sessions are spread over both old workers');
 
   const restarted = supervisor.restart();

@@ -42,7 +42,7 @@ async function primaryProcess(t: Test, workers: number, options: { scheduling?: 
 
 t.test('SIGTERM of the primary: every worker stops (sessions get 1001), the primary exits 0', async (t) => {
   const primary = await primaryProcess(t, 2);
-  const { clients, pids } = await sessions(t, primary.port, 4);
+  const { clients, pids } = await sessions(t, primary.port, primary.workers, 2);
   t.same(new Set(pids), new Set(primary.workers), 'sessions on both workers');
   process.kill(primary.pid, 'SIGTERM');
   const [code, signal] = await primary.exited;
@@ -56,7 +56,7 @@ t.test('SIGTERM of the primary: every worker stops (sessions get 1001), the prim
 
 t.test('Ctrl-C (SIGINT to the whole process group): a clean stop, nothing reported, exit 0', async (t) => {
   const primary = await primaryProcess(t, 2, { detached: true });
-  const { clients } = await sessions(t, primary.port, 2);
+  const { clients } = await sessions(t, primary.port, primary.workers, 1);
   process.kill(-primary.pid, 'SIGINT'); // the group of the primary we started: it and its workers
   const [code, signal] = await primary.exited;
   t.same({ code, signal }, { code: 0, signal: null }, 'the primary exited 0');
@@ -71,7 +71,7 @@ const otherScheduling: ClusterScheduling = DEFAULT_SCHEDULING === 'kernel' ? 'ro
 t.test(`SIGHUP of the primary (${otherScheduling} scheduling): a rolling restart, traffic unharmed`, async (t) => {
   const primary = await primaryProcess(t, 2, { scheduling: otherScheduling });
   t.equal(primary.scheduling, otherScheduling);
-  const { clients } = await sessions(t, primary.port, 2);
+  const { clients } = await sessions(t, primary.port, primary.workers, 1);
   process.kill(primary.pid, 'SIGHUP');
   // Done when both old workers are gone and two others answer.
   const replaced = until(async () => primary.workers.every((pid) => !alive(pid)), 400, 25);

@@ -37,8 +37,11 @@ export interface WorkerIdentity {
 
 /** A worker exited without being told to stop (`code` WORKER_EXITED). `cause`: why, when known (start failure, start timeout). */
 export class WorkerExitError extends ClusterError {
+  /** The worker that exited. */
   readonly worker: WorkerIdentity;
+  /** Its exit code (`null` when a signal ended it). */
   readonly exitCode: number | null;
+  /** The signal that ended it (`null` when it exited by itself). */
   readonly signal: string | null;
   constructor(worker: WorkerIdentity, exitCode: number | null, signal: string | null, cause?: unknown) {
     const how = signal === null ? `code ${exitCode}` : `signal ${signal}`;
@@ -52,6 +55,7 @@ export class WorkerExitError extends ClusterError {
 
 /** A worker's start function failed (`code` WORKER_START_FAILED). `message` and `errorName` are the worker's. */
 export class WorkerStartError extends ClusterError {
+  /** The worker whose start function failed. */
   readonly worker: WorkerIdentity;
   /** The `name` of the error the start function threw (in the worker; errors cross IPC as text). */
   readonly errorName: string;
@@ -67,7 +71,9 @@ export class WorkerStartError extends ClusterError {
 
 /** A worker was not ready within `startTimeoutMs` (`code` WORKER_START_TIMEOUT); it was killed. */
 export class WorkerStartTimeoutError extends ClusterError {
+  /** The worker that was killed. */
   readonly worker: WorkerIdentity;
+  /** The `startTimeoutMs` it exceeded. */
   readonly startTimeoutMs: number;
   constructor(worker: WorkerIdentity, startTimeoutMs: number) {
     super('WORKER_START_TIMEOUT', `worker ${worker.id} (slot ${worker.slot}) was not ready within ${startTimeoutMs} ms: killed`);
@@ -78,7 +84,9 @@ export class WorkerStartTimeoutError extends ClusterError {
 
 /** A worker told to stop did not exit within `stopGraceMs + stopMarginMs` (`code` WORKER_STOP_TIMEOUT); it was killed. */
 export class WorkerStopTimeoutError extends ClusterError {
+  /** The worker that was killed. */
   readonly worker: WorkerIdentity;
+  /** How long it was given: the stop's grace plus `stopMarginMs`. */
   readonly waitedMs: number;
   constructor(worker: WorkerIdentity, waitedMs: number) {
     super('WORKER_STOP_TIMEOUT', `worker ${worker.id} (slot ${worker.slot}) did not exit within ${waitedMs} ms of being told to stop: killed`);
@@ -93,8 +101,11 @@ export class WorkerStopTimeoutError extends ClusterError {
  * it (and the other workers are stopped); afterwards it goes to `onError` and the other workers keep serving.
  */
 export class WorkerCrashLoopError extends ClusterError {
+  /** The slot given up (0..workers-1). */
   readonly slot: number;
+  /** Its crashes within the window (`maxCrashes`). */
   readonly crashes: number;
+  /** The window (`crashWindowMs`). */
   readonly crashWindowMs: number;
   constructor(slot: number, crashes: number, crashWindowMs: number, cause: unknown) {
     super('WORKER_CRASH_LOOP', `the worker of slot ${slot} crashed ${crashes} times within ${crashWindowMs} ms: not respawned any more`, { cause });

@@ -201,10 +201,22 @@ export async function traffic(port: number, done: Promise<unknown>, maxRequests 
   return result;
 }
 
-export async function sessions(t: Test, port: number, count: number): Promise<{ clients: WsClient[]; pids: number[] }> {
+/**
+ * `perWorker` WebSocket sessions on each of `workers` (which worker gets a connection is the kernel's or the
+ * primary's choice: clients beyond what is needed on a worker are closed again). Bounded: at most 100 tries.
+ */
+export async function sessions(t: Test, port: number, workers: readonly number[], perWorker: number): Promise<{ clients: WsClient[]; pids: number[] }> {
   const clients: WsClient[] = [];
-  for (let i = 0; i < count; i++) clients.push(wsClient(port));
+  const pids: number[] = [];
   t.teardown(() => clients.forEach((c) => c.close()));
-  const pids = await Promise.all(clients.map((c) => c.pid));
+  const count = (pid: number): number => pids.filter((p) => p === pid).length;
+  for (let i = 0; i < 100 && workers.some((w) => count(w) < perWorker); i++) {
+    const client = wsClient(port);
+    const pid = await client.pid;
+    if (count(pid) < perWorker) {
+      clients.push(client);
+      pids.push(pid);
+    } else client.close();
+  }
   return { clients, pids };
 }
