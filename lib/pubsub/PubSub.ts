@@ -84,7 +84,7 @@ interface Counters {
 export class PubSub {
   /** The origin id of this process's messages (48 bits, random). */
   readonly origin: number;
-  /** @internal The broker, if any (the topics publish through it). */
+  /** The broker given in the options, if any (the topics publish through it). */
   readonly broker: Broker | undefined;
   private readonly onError: ((error: Error) => void) | undefined;
   private readonly topics = new Map<string, Topic>();
@@ -190,6 +190,7 @@ export class PubSub {
     return this.closed;
   }
 
+  /** The counters of this process's topics and, under `broker`, of its broker (see {@link PubSubStats}). */
   stats(): PubSubStats {
     let members = 0;
     for (const topic of this.topics.values()) members += topic.size;
