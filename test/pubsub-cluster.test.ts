@@ -72,6 +72,31 @@ t.test('ClusterBroker: 3 workers, every message reaches every member once, in or
   t.match(result.relay, { received: WORKERS * (MESSAGES + 1), forwarded: WORKERS * (WORKERS - 1) * (MESSAGES + 1), dropped: 0 });
 });
 
+t.test('ClusterBroker: bytes in flight bounded, past maxPendingBytes BROKER_OVERLOADED, local delivery done', { timeout: 60_000 }, async (t) => {
+  const WORKERS = 2;
+  const MESSAGES = 500; // ~25-byte envelopes in one synchronous burst: the IPC callbacks come after it
+  const { code, result } = await runCluster({ PUBSUB_WORKERS: String(WORKERS), PUBSUB_MESSAGES: String(MESSAGES), PUBSUB_MAX_PENDING: '2000' });
+  t.equal(code, 0, 'the primary finished');
+  const reports = result.reports ?? [];
+  t.equal(reports.length, WORKERS);
+  const accepted = new Map(reports.map((r) => [r.id, MESSAGES + 1 - (r.stats?.remoteFailures ?? 0)]));
+  for (const r of reports) {
+    const s = r.stats!;
+    t.ok(s.remoteFailures > 0 && s.remoteFailures < MESSAGES, `worker ${r.id}: ${s.remoteFailures} publishes refused past the bound`);
+    t.match(s.broker, { publishFailures: s.remoteFailures, published: MESSAGES + 1 - s.remoteFailures, pendingBytes: 0, maxPendingBytes: 2000 });
+    const got = r.received ?? [];
+    const own = got.filter((m) => m.startsWith(`w${r.id}:`));
+    t.equal(own.length, MESSAGES, `worker ${r.id}: local delivery of every one of its own`);
+    for (const other of reports.filter((o) => o.id !== r.id)) {
+      const k = accepted.get(other.id)!;
+      const theirs = got.filter((m) => m.startsWith(`w${other.id}:`));
+      // The binary message came last in the burst: refused with the rest, so k counts text messages only.
+      t.same(theirs, Array.from({ length: k }, (_, i) => `w${other.id}:${i}`), `worker ${r.id}: worker ${other.id}'s first ${k} (those it sent), in order`);
+    }
+    t.match(s, { duplicates: 0, lost: 0, invalid: 0 });
+  }
+});
+
 t.test("ClusterBroker on a 'json' channel, and outside a worker: BROKER_MISCONFIGURED", { timeout: 60_000 }, async (t) => {
   const { code, result } = await runCluster({ PUBSUB_WORKERS: '1', PUBSUB_SERIALIZATION: 'json' });
   t.equal(code, 0);
