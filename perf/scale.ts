@@ -44,7 +44,7 @@ import { sleep } from './load/sleep.js';
 import { PERF_DIR } from './lib.js';
 import { httpGet } from './serverProcess.js';
 import type { ScaleStats, WorkerFigures } from './servers/scale-quay.js';
-import { RedisServerProcess } from './services/RedisServerProcess.js';
+import { RedisServerProcess, freePort } from './services/RedisServerProcess.js';
 import { DEFAULT_FILE_DESCRIPTOR_RESERVE } from '../lib/index.js';
 
 const { values } = parseArgs({
@@ -140,7 +140,9 @@ interface ScaleServer {
 }
 
 async function startServer(workers: number, broker: string, redisUrl: string | undefined): Promise<ScaleServer> {
-  const args = ['--expose-gc', join(PERF_DIR, 'servers', 'scale-quay.js'), '--workers', String(workers), '--broker', broker];
+  // The workers of a cluster share one port: chosen here (a free one), 0 for one process.
+  const port = workers === 0 ? 0 : await freePort();
+  const args = ['--expose-gc', join(PERF_DIR, 'servers', 'scale-quay.js'), '--port', String(port), '--workers', String(workers), '--broker', broker];
   if (redisUrl !== undefined) args.push('--redis-url', redisUrl);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await new Promise<{ port: number; control: number; pids: number[] }>((resolve, reject) => {
@@ -195,7 +197,17 @@ async function gone(pids: number[]): Promise<number[]> {
 interface IdleFigures {
   seconds: number;
   /** Per server process: connections, CPU ms per second while idle, sweeps, mean and longest sweep. */
-  workers: { pid: number; connections: number; cpuMsPerSec: number; sweeps: number; sweepMeanUs: number; sweepMaxUs: number; sweepNsPerConnection: number }[];
+  workers: {
+    pid: number;
+    connections: number;
+    cpuMsPerSec: number;
+    sweeps: number;
+    sweepMeanUs: number;
+    sweepMaxUs: number;
+    /** CPU time of a sweep (wall time counts the moments the process was not running). */
+    sweepCpuMeanUs: number;
+    sweepCpuNsPerConnection: number;
+  }[];
 }
 
 interface RunResult {
@@ -287,6 +299,7 @@ async function runOnce(broker: string, workers: number, processes: number, sourc
             const sweeps = w.sweeps - before.sweeps;
             const sweepUs = w.sweepTotalUs - before.sweepTotalUs;
             const meanUs = sweeps > 0 ? sweepUs / sweeps : 0;
+            const cpuMeanUs = sweeps > 0 ? (w.sweepCpuUs - before.sweepCpuUs) / sweeps : 0;
             idle.workers.push({
               pid: w.pid,
               connections: w.watching,
@@ -294,7 +307,8 @@ async function runOnce(broker: string, workers: number, processes: number, sourc
               sweeps,
               sweepMeanUs: round(meanUs, 1),
               sweepMaxUs: w.sweepMaxUs,
-              sweepNsPerConnection: w.watching > 0 ? round((meanUs * 1000) / w.watching, 2) : 0,
+              sweepCpuMeanUs: round(cpuMeanUs, 1),
+              sweepCpuNsPerConnection: w.watching > 0 ? round((cpuMeanUs * 1000) / w.watching, 2) : 0,
             });
           }
 
@@ -411,9 +425,12 @@ for (const r of results) {
   );
   out(`  connections per process: ${r.perWorker.map((w) => `${w.pid}: ${int(w.members)}`).join(', ')}; refused at the limit ${sum(r.perWorker.map((w) => w.refusedAtLimit))}`);
   if (r.idle !== undefined) {
-    out(`  idle ${r.idle.seconds} s, per process: CPU ms/s, sweeps, mean sweep, longest, per connection:`);
+    out(`  idle ${r.idle.seconds} s, per process: CPU while idle; the sweeps: wall time mean / longest, CPU time mean, CPU per connection:`);
     for (const w of r.idle.workers) {
-      out(`    ${w.pid}: ${int(w.connections)} conn, ${w.cpuMsPerSec} ms/s CPU, ${w.sweeps} sweeps, ${w.sweepMeanUs} µs mean, ${w.sweepMaxUs} µs max, ${w.sweepNsPerConnection} ns per connection`);
+      out(
+        `    ${w.pid}: ${int(w.connections)} conn, ${w.cpuMsPerSec} ms/s CPU; ${w.sweeps} sweeps, ${w.sweepMeanUs} / ${w.sweepMaxUs} µs wall, ` +
+          `${w.sweepCpuMeanUs} µs CPU, ${w.sweepCpuNsPerConnection} ns per connection`,
+      );
     }
   }
   const list = r.broadcasts ?? [];
