@@ -275,6 +275,10 @@ async function runOnce(broker: string, workers: number, processes: number, sourc
       quiet: true,
       pid: server.pids,
     });
+    note(
+      `quay-load idle --url ${url} -c ${N} --processes ${processes} --source-addresses ${SOURCE} --open-concurrency ${OPEN_CONCURRENCY} ` +
+        `--timeout 60 --pid ${server.pids.join(',')} (through its library entry, runLoad, whose idle hook holds the connections while this measures)`,
+    );
     const m = new Measurement();
     const progress = setInterval(() => note(`  ${m.liveCount} open, errors ${m.errorCount}`), 5000);
     const { report } = await runLoad(options, {
