@@ -89,6 +89,8 @@ t.test('library: idle over 3 processes holds until the hook resolves; stamped br
   fromAddress.clear();
   let heldWith = -1;
   const { report } = await runLoad(opts({ connections: 30, processes: 3, sourceAddresses: ['127.0.0.5', '127.0.0.6'] }), {
+    // The built child (npm test builds first): a child of the TypeScript sources would compile them all again.
+    childModule: new URL('../dist/perf/load/child.js', import.meta.url),
     idle: {
       async held(live) {
         heldWith = members.size;

@@ -95,7 +95,13 @@ function zeroErrors(): Record<ErrorKind, number> {
  * @throws OptionsError for a workload that cannot be split (fanout, selftest).
  * @throws LoadProcessError when a child dies or fails before its report (the others are stopped first).
  */
-export async function runProcesses(options: LoadOptions, m: Measurement, signal?: AbortSignal, idle: IdleHooks = {}): Promise<WorkloadRun> {
+export async function runProcesses(
+  options: LoadOptions,
+  m: Measurement,
+  signal?: AbortSignal,
+  idle: IdleHooks = {},
+  module: URL = childModule(),
+): Promise<WorkloadRun> {
   const k = options.processes;
   if (options.workload === 'fanout' || options.workload === 'selftest') {
     throw new OptionsError(`--processes is for the echo, http and idle workloads, not ${options.workload}`);
@@ -143,7 +149,7 @@ export async function runProcesses(options: LoadOptions, m: Measurement, signal?
   for (let i = 0; i < k; i++) {
     const child: Child = {
       index: i,
-      process: fork(childModule(), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: process.execArgv }),
+      process: fork(module, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: process.execArgv }),
       ready: false,
       opened: false,
       progress: { liveCount: 0, errors: zeroErrors(), opened: 0, failed: 0, received: 0 },

@@ -17,6 +17,11 @@ export interface RunHooks {
   measurement?: Measurement;
   /** idle: what to do while the connections are held (see {@link IdleHooks}). */
   idle?: IdleHooks;
+  /**
+   * With `processes` > 1: the module the children run. Default: child.js next to processes.js (child.ts when run
+   * from the TypeScript sources, which every child then compiles again: the tests pass the built dist/ one).
+   */
+  childModule?: URL;
 }
 
 /**
@@ -29,7 +34,7 @@ export interface RunHooks {
 export function runLoad(options: LoadOptions, hooks: RunHooks = {}): Promise<WorkloadRun> {
   checkCapacity(options);
   const m = hooks.measurement ?? new Measurement(options.rateIntervalMs);
-  if (options.processes > 1) return runProcesses(options, m, hooks.signal, hooks.idle);
+  if (options.processes > 1) return runProcesses(options, m, hooks.signal, hooks.idle, hooks.childModule);
   switch (options.workload) {
     case 'echo':
       return runEcho(options, m, hooks.signal);
