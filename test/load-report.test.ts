@@ -211,7 +211,7 @@ t.test('options: defaults, checks, exit-2 errors', async (t) => {
     workload: 'fanout', receivers: 7, inflight: 3, size: 100, binary: true, durationSec: 1.5, warmupSec: 0, rateIntervalMs: 250,
     sourceAddresses: ['127.0.0.1', '127.0.0.2'], json: true, plot: 'x.svg', quiet: true, timeoutSec: 3, openConcurrency: 10,
   });
-  t.match(parseOptions(['idle', '--url', 'ws://h/', '--pid', '123', '--heap-url', 'http://h/memory']), { connections: 1000, durationSec: 1, warmupSec: 0, pid: 123 });
+  t.match(parseOptions(['idle', '--url', 'ws://h/', '--pid', '123', '--heap-url', 'http://h/memory']), { connections: 1000, durationSec: 1, warmupSec: 0, pid: [123] });
   t.match(parseOptions(['http', '--url', 'http://h/', '-p', '16', '-c', '2']), { pipelining: 16, connections: 2 });
   t.match(parseOptions(['echo', '--url', 'wss://h/']), { insecure: false, ca: undefined });
   t.match(parseOptions(['http', '--url', 'https://h:8443/', '--insecure']), { insecure: true });

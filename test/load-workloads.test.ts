@@ -133,7 +133,7 @@ t.test('fanout: every receiver gets every delivery', async (t) => {
 
 t.test('idle: N connections opened, then all closed', async (t) => {
   const { report } = await runLoad(
-    opts('idle', ws('/echo'), { connections: 300, durationSec: 0.1, pid: process.pid, sourceAddresses: ['127.0.0.1', '127.0.0.2'] }),
+    opts('idle', ws('/echo'), { connections: 300, durationSec: 0.1, pid: [process.pid], sourceAddresses: ['127.0.0.1', '127.0.0.2'] }),
   );
   t.same(report.errors, NO_ERRORS);
   t.equal(report.opened, 300);

@@ -57,10 +57,20 @@ export interface LoadOptions {
   receivers: number;
   /** Sampling interval of the rate timeline. */
   rateIntervalMs: number;
-  /** The target's process id: its memory per connection (idle). */
-  pid: number | undefined;
+  /** The target's process ids: their summed memory per connection (idle; several for the workers of a cluster). */
+  pid: number[] | undefined;
   /** Local addresses to connect from, round robin (to pass the ephemeral port limit of one address). */
   sourceAddresses: string[];
+  /**
+   * Processes the connections are split over (--processes K; echo, http, idle): each child opens its share, under
+   * its own open-file limit; the parent merges their reports. 1 = this process alone.
+   */
+  processes: number;
+  /**
+   * The index of this process's first connection in a run split over processes (set by the parent, 0 otherwise):
+   * source addresses continue the one round robin of the whole run.
+   */
+  firstIndex: number;
   /** Requests in flight per connection (http). */
   pipelining: number;
   /** Connect + handshake timeout, and the time without an answer after which in-flight work counts as lost. */
@@ -117,7 +127,11 @@ Options:
   --insecure                TLS: do not verify the server's certificate (self-signed test certificates)
   --ca FILE                 TLS: trust the CA certificates in FILE (PEM) instead of Node's default CAs
   -c, --connections N       connections (echo, http: 50; idle: 1000; selftest: 100). At most ${MAX_CONNECTIONS}
-                            per process here (ulimit -n less ${DESCRIPTOR_RESERVE}): spread more over several processes.
+                            per process here (ulimit -n less ${DESCRIPTOR_RESERVE}): spread more with --processes.
+  --processes K             echo, http, idle: split the connections over K child processes (each under its own
+                            open-file limit; default 1); progress and the report are aggregated (counts summed,
+                            latency histograms merged, errors by kind). idle: every child opens its share, the
+                            connections are held until all are open plus --duration, then all are closed
   --inflight D              messages in flight per connection (echo; default 1, selftest 10) or
                             broadcasts in flight (fanout; default 1)
   --size S                  payload bytes per message (default 64; fanout at least 12)
@@ -130,16 +144,21 @@ Options:
   -w, --warmup SEC          seconds run before measuring, not counted (default 2; idle: none)
   --receivers R             fanout receivers (default 100)
   --rate-interval MS        sampling interval of the rate timeline (default 1000)
-  --pid PID                 idle: the target's PID, for its RSS per connection (/proc/PID/status)
+  --pid PID                 idle: the target's PID, for its RSS per connection (/proc/PID/status); a
+                            comma-separated list (the workers of a cluster) is summed
   --heap-url URL            idle: a URL answering JSON with "heapUsed" (e.g. process.memoryUsage() after
                             gc()), for the target's heap per connection; omitted otherwise. https:// is
                             verified as --ca and --insecure say
-  --source-addresses LIST   comma-separated local addresses to connect from, round robin
-                            (e.g. 127.0.0.1,127.0.0.2): each has its own ephemeral ports
+  --source-addresses LIST   comma-separated local addresses or IPv4 ranges to connect from, round robin over
+                            the whole run (e.g. 127.0.0.1,127.0.0.2 or 127.0.0.1-127.0.0.8): each has its own
+                            ephemeral ports (ip_local_port_range), so more connections than that range holds
+                            need more addresses. Opening slows down long before: the kernel scans for a free
+                            port of the address at every connect (14,000 from one address: 286/s; from 15:
+                            2,063/s here), so give one address per 1,000 to 2,000 connections
   -p, --pipelining P        http: requests in flight per connection (default 1)
   --timeout SEC             connect + handshake timeout; work unanswered this long counts as a timeout
                             error (default 10)
-  --open-concurrency K      connections opened at once (default 256)
+  --open-concurrency K      connections opened at once (default 256; with --processes, over all of them)
   --server-thread T         selftest: the echo server runs on a 'worker' thread (default) or on the 'main'
                             thread, sharing the generator's core
   --json                    print one JSON object on stdout instead of the summary
@@ -151,6 +170,11 @@ Errors (dns, refused, tls, handshake, closed, protocol, timeout, http) are count
 connection can be opened the run ends at once; a run that completed nothing exits with status 1.
 Ctrl-C stops the run and prints what was measured so far. Exit status: 0 when the run completed,
 2 for bad options, 130 after Ctrl-C.
+
+idle also measures broadcasts: a message whose payload starts with "SEQ:SENT" (decimal digits: a sequence
+number and the sender's wall-clock time in microseconds since the epoch) counts as a delivery of broadcast SEQ,
+its latency taken against this machine's clock; the report gives the latency percentiles over every delivery
+and, per broadcast, the deliveries and their rate (deliveries / time from the send to the last receipt).
 
 JSON: { workload, url, connections, durationSec, count, rate, bytes, errors: { kind: n },
         latencyMs: { p50, p90, p99, p999, max, mean }, timeline: [[tSec, rate], ...], ...workload extras }
@@ -170,6 +194,7 @@ const SPEC = {
   pid: { type: 'string' },
   'heap-url': { type: 'string' },
   'source-addresses': { type: 'string' },
+  processes: { type: 'string' },
   pipelining: { type: 'string', short: 'p' },
   timeout: { type: 'string' },
   insecure: { type: 'boolean' },
@@ -206,12 +231,16 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
   const url = values.url ?? '';
   if (!selftest) checkUrl(workload, url);
 
+  const processes = integer('--processes', values.processes, 1, 1, MAX_PROCESSES);
+  if (processes > 1 && (workload === 'fanout' || workload === 'selftest')) {
+    throw new OptionsError(`--processes is for the echo, http and idle workloads, not ${workload} (one sender, or one in-process server)`);
+  }
   const options: LoadOptions = {
     workload,
     url,
     insecure: values.insecure === true,
     ca: values.ca === undefined ? undefined : caCertificates(values.ca),
-    connections: integer('--connections', values.connections, selftest ? 100 : idle ? 1000 : 50, 1, MAX_CONNECTIONS),
+    connections: integer('--connections', values.connections, selftest ? 100 : idle ? 1000 : 50, 1, MAX_CONNECTIONS * processes),
     inflight: integer('--inflight', values.inflight, selftest ? 10 : 1, 1, 65_536),
     size: integer('--size', values.size, 64, workload === 'fanout' ? 12 : 0, 64 * 1024 * 1024),
     binary: values.binary === true,
@@ -220,11 +249,13 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
     warmupSec: idle ? 0 : seconds('--warmup', values.warmup, selftest ? 1 : 2, true),
     receivers: integer('--receivers', values.receivers, 100, 1, MAX_CONNECTIONS - 1),
     rateIntervalMs: integer('--rate-interval', values['rate-interval'], 1000, 10, 3_600_000),
-    pid: values.pid === undefined ? undefined : integer('--pid', values.pid, 0, 1, 2 ** 31),
+    pid: values.pid === undefined ? undefined : pids(values.pid),
     sourceAddresses: addresses(values['source-addresses']),
+    processes,
+    firstIndex: 0,
     pipelining: integer('--pipelining', values.pipelining, 1, 1, 1024),
     timeoutSec: seconds('--timeout', values.timeout, 10, false),
-    openConcurrency: integer('--open-concurrency', values['open-concurrency'], 256, 1, MAX_CONNECTIONS),
+    openConcurrency: integer('--open-concurrency', values['open-concurrency'], 256, 1, MAX_CONNECTIONS * processes),
     heapUrl: values['heap-url'],
     serverThread: serverThread(values['server-thread']),
     json: values.json === true,
@@ -237,6 +268,8 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
   if (options.deflate && workload !== 'echo') throw new OptionsError('--deflate is an option of the echo workload');
   if (options.heapUrl !== undefined && !/^https?:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// or https:// URL');
   if (options.plot !== undefined && !/\.(svg|html?)$/i.test(options.plot)) throw new OptionsError('--plot FILE must end in .svg or .html');
+  if (processes > options.connections) throw new OptionsError(`--processes ${processes} is more than the ${options.connections} connections`);
+  checkCapacity(options);
   return options;
 }
 
@@ -274,7 +307,10 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
   const value = Number(text);
   if (text.trim() === '' || !Number.isInteger(value)) throw new OptionsError(`${name} must be an integer, not ${JSON.stringify(text)}`);
   if (value < min || value > max) {
-    const hint = name === '--connections' || name === '--receivers' ? ` (${LIMIT_REASON}: raise it, or spread more connections over several processes)` : '';
+    const hint =
+      name === '--connections' || name === '--receivers' || name === '--open-concurrency'
+        ? ` (${MAX_CONNECTIONS} per process: ${LIMIT_REASON}; raise it, or spread more connections over several processes with --processes, echo, http and idle)`
+        : '';
     throw new OptionsError(`${name} must be between ${min} and ${max}, not ${value}${value > max ? hint : ''}`);
   }
   return value;
@@ -289,11 +325,95 @@ function seconds(name: string, text: string | undefined, fallback: number, zeroA
   return value;
 }
 
+/** Addresses a --source-addresses list may expand to (a /22 of IPv4: far more ports than any run needs). */
+export const MAX_SOURCE_ADDRESSES = 1024;
+
+/** Child processes a run may be split over. */
+export const MAX_PROCESSES = 64;
+
+/** `127.0.0.1,127.0.0.2`, `127.0.0.1-127.0.0.8` (IPv4 ranges, inclusive), or both mixed. */
 function addresses(text: string | undefined): string[] {
   if (text === undefined) return [];
-  const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const a of list) if (isIP(a) === 0) throw new OptionsError(`--source-addresses: ${JSON.stringify(a)} is not an IP address`);
+  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new OptionsError('--source-addresses: no address given');
+  const list: string[] = [];
+  for (const item of items) {
+    const dash = item.indexOf('-');
+    if (dash < 0) {
+      if (isIP(item) === 0) throw new OptionsError(`--source-addresses: ${JSON.stringify(item)} is not an IP address`);
+      list.push(item);
+    } else {
+      const first = ipv4ToNumber(item.slice(0, dash).trim());
+      const last = ipv4ToNumber(item.slice(dash + 1).trim());
+      if (first === undefined || last === undefined) throw new OptionsError(`--source-addresses: ${JSON.stringify(item)} is not a range of IPv4 addresses (A.B.C.D-A.B.C.E)`);
+      if (last < first) throw new OptionsError(`--source-addresses: the range ${JSON.stringify(item)} ends before it starts`);
+      if (last - first + 1 + list.length > MAX_SOURCE_ADDRESSES) throw new OptionsError(`--source-addresses: more than ${MAX_SOURCE_ADDRESSES} addresses`);
+      for (let a = first; a <= last; a++) list.push(numberToIpv4(a));
+    }
+    if (list.length > MAX_SOURCE_ADDRESSES) throw new OptionsError(`--source-addresses: more than ${MAX_SOURCE_ADDRESSES} addresses`);
+  }
   return list;
+}
+
+function ipv4ToNumber(text: string): number | undefined {
+  if (isIP(text) !== 4) return undefined;
+  return text.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+}
+
+function numberToIpv4(n: number): string {
+  return `${Math.floor(n / 16_777_216) % 256}.${Math.floor(n / 65_536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
+}
+
+/** `--pid 1234` or `--pid 1234,1235` (summed). */
+function pids(text: string): number[] {
+  const list = text.split(',').map((s) => s.trim());
+  return list.map((p) => integer('--pid', p, 0, 1, 2 ** 31));
+}
+
+/**
+ * The local ports one source address can use towards one destination: Linux's ephemeral range
+ * (/proc/sys/net/ipv4/ip_local_port_range, "32768 60999" by default: 28,232 ports); undefined where it cannot be
+ * read (another OS).
+ */
+export function ephemeralPortRange(path = '/proc/sys/net/ipv4/ip_local_port_range'): { low: number; high: number } | undefined {
+  try {
+    const [low, high] = readFileSync(path, 'latin1').trim().split(/\s+/).map(Number);
+    if (low === undefined || high === undefined || !Number.isInteger(low) || !Number.isInteger(high) || high < low) return undefined;
+    return { low, high };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What the machine allows a run: at most {@link MAX_CONNECTIONS} connections per process (the open-file limit),
+ * and at most the ephemeral port range per source address (a connection is a local port of its source address;
+ * past the range, connect fails with EADDRNOTAVAIL). Called by parseOptions and by runLoad (library callers).
+ * @throws OptionsError saying what to change.
+ */
+export function checkCapacity(options: LoadOptions, range = ephemeralPortRange()): void {
+  const n = connectionsOf(options);
+  const processes = Math.max(1, options.processes);
+  const perProcess = Math.ceil(n / processes);
+  if (perProcess > MAX_CONNECTIONS) {
+    const need = Math.ceil(n / MAX_CONNECTIONS);
+    throw new OptionsError(
+      `${n} connections${processes > 1 ? ` over ${processes} processes (${perProcess} each)` : ''}: at most ${MAX_CONNECTIONS} per process ` +
+        `(${LIMIT_REASON}); raise it, or use --processes ${need} or more`,
+    );
+  }
+  if (range === undefined) return;
+  const ports = range.high - range.low + 1;
+  const addressCount = Math.max(1, options.sourceAddresses.length);
+  const perAddress = Math.ceil(n / addressCount);
+  if (perAddress > ports) {
+    const need = Math.ceil(n / ports);
+    throw new OptionsError(
+      `${n} connections from ${addressCount} source address${addressCount === 1 ? '' : 'es'} (${perAddress} each): the ephemeral port range ` +
+        `(/proc/sys/net/ipv4/ip_local_port_range: ${range.low} ${range.high}) gives each address ${ports} ports; ` +
+        `give --source-addresses with ${need} addresses or more (e.g. 127.0.0.1-127.0.0.${need})`,
+    );
+  }
 }
 
 function serverThread(text: string | undefined): 'worker' | 'main' {

@@ -12,6 +12,27 @@ import type { LoadOptions, WorkloadName } from './options.js';
 export interface WorkloadRun {
   report: LoadReport;
   measurement: Measurement;
+  /** idle: the delivery latencies of stamped broadcasts (µs), for merging. */
+  broadcastHistogram?: Histogram;
+}
+
+/**
+ * idle: one stamped broadcast as received by this run's connections. `rate` is deliveries per second from the
+ * send to the last receipt (`spanMs`); sentUs and lastUs are wall-clock microseconds since the epoch.
+ */
+export interface BroadcastFigures {
+  seq: number;
+  deliveries: number;
+  sentUs: number;
+  lastUs: number;
+  spanMs: number;
+  rate: number;
+}
+
+/** The figures of broadcast `seq` from its deliveries, its send time and its last receipt (epoch µs). */
+export function broadcastFigures(seq: number, deliveries: number, sentUs: number, lastUs: number): BroadcastFigures {
+  const spanMs = Math.max(0, lastUs - sentUs) / 1000;
+  return { seq, deliveries, sentUs, lastUs, spanMs: round(spanMs, 3), rate: spanMs > 0 ? round((deliveries * 1000) / spanMs, 1) : 0 };
 }
 
 /** Latency percentiles in milliseconds. */
@@ -75,6 +96,12 @@ export interface LoadReport {
   targetRssBytes?: { before: number; open: number; settled: number };
   targetRssBytesPerConnection?: number;
   targetHeapBytesPerConnection?: number;
+  /** idle: delivery latency of stamped broadcasts (send to receipt, over every delivery) */
+  broadcastLatencyMs?: LatencySummary;
+  /** idle: each stamped broadcast received */
+  broadcasts?: BroadcastFigures[];
+  /** a run split over processes (--processes): how many */
+  processes?: number;
 }
 
 /** The percentiles of {@link LoadReport.latencyDistribution}. */
@@ -190,7 +217,7 @@ export function parseReport(input: string | unknown): LoadReport {
   pairs(r, 'latencyDistribution');
   for (const f of [
     'warmupSec', 'inflight', 'size', 'sent', 'received', 'delivered', 'receivers', 'receiverMin', 'receiverMax',
-    'pipelining', 'opened', 'closed', 'openMs', 'closeMs', 'targetRssBytesPerConnection', 'targetHeapBytesPerConnection',
+    'pipelining', 'opened', 'closed', 'openMs', 'closeMs', 'targetRssBytesPerConnection', 'targetHeapBytesPerConnection', 'processes',
   ]) {
     if (r[f] !== undefined) number(r, f, f);
   }
@@ -207,6 +234,18 @@ export function parseReport(input: string | unknown): LoadReport {
   if (r['targetRssBytes'] !== undefined) {
     const rss = object(r, 'targetRssBytes', 'targetRssBytes');
     for (const f of ['before', 'open', 'settled']) number(rss, f, `targetRssBytes.${f}`);
+  }
+  if (r['broadcastLatencyMs'] !== undefined) {
+    const b = object(r, 'broadcastLatencyMs', 'broadcastLatencyMs');
+    for (const f of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) number(b, f, `broadcastLatencyMs.${f}`);
+  }
+  if (r['broadcasts'] !== undefined) {
+    const list = r['broadcasts'];
+    if (!Array.isArray(list)) throw new ReportFormatError('broadcasts', 'not an array');
+    list.forEach((b: unknown, i) => {
+      if (!isObject(b)) throw new ReportFormatError(`broadcasts[${i}]`, 'not an object');
+      for (const f of ['seq', 'deliveries', 'sentUs', 'lastUs', 'spanMs', 'rate']) number(b, f, `broadcasts[${i}].${f}`);
+    });
   }
   if (r['errorSamples'] !== undefined) {
     const samples = object(r, 'errorSamples', 'errorSamples');
@@ -263,6 +302,16 @@ export function formatSummary(r: LoadReport): string {
       lines.push(`  ${label('target')}RSS ${int(r.targetRssBytesPerConnection)} B per connection${heap}`);
     }
     lines.push(`  ${label('handshake')}${latency(r.latencyMs)}`);
+    if (r.broadcastLatencyMs !== undefined) {
+      const list = r.broadcasts ?? [];
+      const deliveries = list.reduce((a, b) => a + b.deliveries, 0);
+      lines.push(`  ${label('broadcasts')}${int(list.length)} received, ${int(deliveries)} deliveries (${int(r.received ?? 0)} messages in all)`);
+      for (const b of list.slice(0, 10)) {
+        lines.push(`  ${label('')}#${b.seq}: ${int(b.deliveries)} deliveries in ${fixed(b.spanMs, 1)} ms (${int(b.rate)}/s)`);
+      }
+      if (list.length > 10) lines.push(`  ${label('')}... ${list.length - 10} more`);
+      lines.push(`  ${label('delivery')}${latency(r.broadcastLatencyMs)}`);
+    }
   } else {
     const mbs = r.durationSec > 0 ? r.bytes / r.durationSec / 1e6 : 0;
     lines.push(`  ${label(UNIT[r.workload])}${int(r.count)}  ${int(r.rate)}/s  ${fixed(mbs, 1)} MB/s`);
@@ -288,7 +337,7 @@ function setup(r: LoadReport): string {
     case 'http':
       return `${int(r.connections)} connections x ${int(r.pipelining ?? 1)} pipelined, ${measured}`;
     case 'idle':
-      return `${int(r.connections)} idle connections`;
+      return `${int(r.connections)} idle connections${r.processes === undefined ? '' : ` from ${int(r.processes)} processes`}`;
     default:
       return `${int(r.connections)} connections x ${int(r.inflight ?? 1)} in flight${payload}, ${measured}`;
   }

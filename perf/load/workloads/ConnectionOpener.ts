@@ -6,7 +6,8 @@ import { isTlsUrl } from '../target.js';
 /**
  * Opens a workload's connections with at most `openConcurrency` connects (+ handshakes) under way at a time: a
  * burst of thousands of SYNs overflows the server's accept backlog and measures SYN retries rather than the
- * server. Connection i connects from source address i mod their count (round robin). The workload creates and
+ * server. Connection i connects from source address (firstIndex + i) mod their count (round robin; firstIndex is
+ * 0 but in the children of a run split over processes). The workload creates and
  * connects each client in `start`, and reports every attempt's outcome with {@link attemptEnded}, then calls
  * {@link launch} to fill the freed place. For wss:// and https://, every connection shares one TLS context (the CAs
  * parsed once, not per connection).
@@ -84,7 +85,8 @@ export class ConnectionOpener {
   private clientOptions(index: number): LoadClientOptions {
     const addresses = this.options.sourceAddresses;
     const options: LoadClientOptions = {
-      localAddress: addresses.length === 0 ? undefined : addresses[index % addresses.length],
+      // In a run split over processes, the round robin continues from this process's first connection.
+      localAddress: addresses.length === 0 ? undefined : addresses[(this.options.firstIndex + index) % addresses.length],
       timeoutMs: this.options.timeoutSec * 1000,
       deflate: this.options.deflate,
     };
