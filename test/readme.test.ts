@@ -57,7 +57,7 @@ function shCommands(readme: string): string[] {
 }
 
 /**
- * A README command made brief and aimed at this test's servers: ports replaced, at most 20 connections or
+ * A README command made brief and aimed at this test's servers: ports replaced, at most 2 processes, at most 20 connections or
  * receivers, 1 s with no warm-up, JSON out; `--pid` names the server's process.
  */
 function briefly(command: string, plainPort: number, tlsPort: number, pid: number | undefined): string[] {
@@ -65,6 +65,7 @@ function briefly(command: string, plainPort: number, tlsPort: number, pid: numbe
   for (let i = 0; i < args.length; i++) {
     if ((args[i] === '-c' || args[i] === '--connections' || args[i] === '--receivers') && Number(args[i + 1]) > 20) args[i + 1] = '20';
     if (args[i] === '-d' || args[i] === '--duration') args[i + 1] = '1';
+    if (args[i] === '--processes' && Number(args[i + 1]) > 2) args[i + 1] = '2';
     if (args[i] === '--pid') args[i + 1] = String(pid ?? process.pid);
   }
   if (args[0] === 'selftest') return [...args, '--duration', '1', '--json', '--quiet'];
