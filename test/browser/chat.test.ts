@@ -10,7 +10,6 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
@@ -37,6 +36,7 @@ import {
 } from '../../examples/chat/server.js';
 import type { ChatServer, ChatTlsOptions } from '../../examples/chat/server.js';
 import { hasOpenssl, testCertificates } from '../../examples/certificates.js';
+import { runCli } from '../support/chatCli.js';
 import { ChatProbe } from './ChatProbe.js';
 import type { Received } from './ChatProbe.js';
 import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
@@ -76,60 +76,6 @@ function httpsFetch(url: string, ca: string | undefined): Promise<{ status: numb
     request.setTimeout(5_000, () => request.destroy(new Error('no answer within 5 s')));
     request.on('error', reject);
   });
-}
-
-/** The chat's command line (the .ts, through tap's TypeScript loader) as `npm start -- ...args` runs it. */
-const CLI = fileURLToPath(new URL('../../examples/chat/server.ts', import.meta.url));
-
-interface CliRun {
-  /** Resolves with the first stdout line that matches, or rejects when the process ends first. */
-  line(pattern: RegExp): Promise<string>;
-  /** Exit code (or the signal's name) once the process has ended. */
-  exited: Promise<number | string>;
-  stdout: () => string;
-  stderr: () => string;
-  stop(): void;
-}
-
-/** Starts the CLI; stopped by its PID at teardown if still running. Bounded: killed after 30 s whatever happens. */
-function runCli(t: Test, args: readonly string[], env: NodeJS.ProcessEnv = process.env): CliRun {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const watchers = new Set<() => void>();
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-    for (const watch of watchers) watch();
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  void exited.then(() => clearTimeout(guard));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  return {
-    line: (pattern) =>
-      new Promise((resolve, reject) => {
-        const watch = (): void => {
-          const match = out.split('\n').find((l) => pattern.test(l));
-          if (match === undefined) return;
-          watchers.delete(watch);
-          resolve(match);
-        };
-        watchers.add(watch);
-        watch();
-        void exited.then((code) => {
-          watchers.delete(watch);
-          reject(new Error(`the chat ended (${code}) before printing ${pattern}; stdout: ${out} stderr: ${err}`));
-        });
-      }),
-    exited,
-    stdout: () => out,
-    stderr: () => err,
-    stop: () => child.kill('SIGTERM'),
-  };
 }
 
 // ------------------------------------------------------------------------------------------------ no browser
