@@ -99,3 +99,30 @@ export { WebSocketClient } from './websocket/WebSocketClient.js';
 export type { WebSocketClientOptions, WebSocketConnectOptions } from './websocket/WebSocketClient.js';
 export { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './websocket/HandshakeResponse.js';
 export type { HandshakeErrorCode } from './websocket/HandshakeResponse.js';
+
+// lib/cluster
+export { runCluster } from './cluster/runCluster.js';
+export type { ClusterRole } from './cluster/runCluster.js';
+export { ClusterSupervisor } from './cluster/ClusterSupervisor.js';
+export type { ClusterWorkerInfo, SupervisorState } from './cluster/ClusterSupervisor.js';
+export { ClusterWorker } from './cluster/ClusterWorker.js';
+export type { ClusterWorkerState } from './cluster/ClusterWorker.js';
+export { WorkerState, nextWorkerState } from './cluster/WorkerState.js';
+export type { WorkerEvent } from './cluster/WorkerState.js';
+export { DEFAULT_SCHEDULING } from './cluster/options.js';
+export type { ClusterEvent, ClusterOptions, ClusterScheduling, ClusterService, ClusterStart } from './cluster/options.js';
+export type { ClusterStats, ClusterTotals, ClusterWorkerStats } from './cluster/stats.js';
+export { CLUSTER_MESSAGE_PREFIX, SLOT_ENV, isClusterMessage } from './cluster/messages.js';
+export type { ClusterMessage } from './cluster/messages.js';
+export {
+  ClusterError,
+  ClusterStateError,
+  WorkerCrashLoopError,
+  WorkerExitError,
+  WorkerStartError,
+  WorkerStartTimeoutError,
+  WorkerStopTimeoutError,
+} from './cluster/errors.js';
+export type { ClusterErrorCode, WorkerIdentity } from './cluster/errors.js';
+export { ClusterRelay, DEFAULT_MAX_PENDING_BYTES_PER_WORKER, RELAY_MESSAGE_TYPE, isRelayMessage } from './cluster/relay.js';
+export type { ClusterRelayOptions, ClusterRelayStats, RelayMessage } from './cluster/relay.js';
