@@ -239,6 +239,9 @@ interface RemoteInstance {
   seen: number;
 }
 
+/** How a published chat line begins (JSON.stringify keeps the key order of the object literal in `say`). */
+const MESSAGE_PREFIX = Buffer.from('{"type":"message",');
+
 /** Bounds on what other instances announce (they are ours, but a bug there must not grow this one without end). */
 const MAX_INSTANCES = 256;
 
@@ -495,6 +498,9 @@ export class ChatRoom implements WebSocketListener {
    */
   observe(topic: string, payload: Buffer): void {
     if (this.closed || (topic !== ROOM_TOPIC && topic !== PRESENCE_TOPIC)) return;
+    // Chat lines are most of the traffic and say nothing about membership: not parsed (the room writes the type
+    // first, see publish).
+    if (MESSAGE_PREFIX.compare(payload, 0, MESSAGE_PREFIX.length) === 0) return;
     let message: PeerMessage;
     try {
       message = JSON.parse(payload.toString('utf8')) as PeerMessage;

@@ -37,6 +37,7 @@ import {
 import type { ChatServer, ChatTlsOptions } from '../../examples/chat/server.js';
 import { hasOpenssl, testCertificates } from '../../examples/certificates.js';
 import { runCli } from '../support/chatCli.js';
+import { freePort } from '../../perf/services/RedisServerProcess.js';
 import { ChatProbe } from './ChatProbe.js';
 import type { Received } from './ChatProbe.js';
 import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
@@ -187,6 +188,17 @@ t.test('the command line: --tls, --cert/--key, ports', async (t) => {
   t.throws(() => parseChatCommand(['--port', '70000']), ChatUsageError);
   t.throws(() => parseChatCommand(['--tsl']), { code: 'CHAT_USAGE', message: /--tsl/ });
   t.equal(chatCertificate(parseChatCommand([])), undefined, 'no certificate without TLS');
+  t.same(
+    parseChatCommand(['--workers', '2', '--redis', 'redis://127.0.0.1:6379', '--instance', 'eu-1', '--presence-interval', '1000']),
+    { port: 8080, host: '127.0.0.1', tls: 'none', workers: 2, redis: 'redis://127.0.0.1:6379', instance: 'eu-1', presenceIntervalMs: 1000 },
+    'scale-out flags',
+  );
+  t.throws(() => parseChatCommand(['--workers', '0']), { code: 'CHAT_USAGE', message: /bad --workers "0"/ });
+  t.throws(() => parseChatCommand(['--workers', 'two']), { code: 'CHAT_USAGE', message: /bad --workers/ });
+  t.throws(() => parseChatCommand(['--redis', 'http://127.0.0.1:6379']), { code: 'CHAT_USAGE', message: /redis:\/\/ or rediss:\/\// });
+  t.throws(() => parseChatCommand(['--redis', 'not a url']), { code: 'CHAT_USAGE', message: /bad --redis/ });
+  t.throws(() => parseChatCommand(['--instance', 'two words']), { code: 'CHAT_USAGE', message: /bad --instance/ }, 'it goes into a header');
+  t.throws(() => parseChatCommand(['--presence-interval', '10']), { code: 'CHAT_USAGE', message: /50 to 600000 ms/ });
 });
 
 t.test('certificates for --tls: from files (checked against their key) or made for the run', { skip: OPENSSL_SKIP }, async (t) => {
@@ -291,6 +303,14 @@ t.test('npm start -- --tls: the chat over https on a free port, stopped by its P
   t.match(page.certificate.subjectAltName, /DNS:localhost, IP Address:127\.0\.0\.1/);
   cli.stop();
   t.equal(await cli.exited, 0, 'SIGTERM closes the room and exits 0');
+});
+
+t.test('npm start -- --redis with no Redis there: one line says so, exit 1', async (t) => {
+  const port = await freePort();
+  const cli = runCli(t, ['--port', '0', '--redis', `redis://127.0.0.1:${port}`]);
+  t.equal(await cli.exited, 1);
+  t.match(cli.stderr(), new RegExp(`^chat: no answer from Redis at redis://127\\.0\\.0\\.1:${port} within 5 s \\(.*ECONNREFUSED.*\\): is redis-server running\\?\\n$`), 'one line, no stack');
+  t.equal(cli.stdout().split('\n').filter((l) => l.startsWith('quay chat:')).length, 0, 'nothing served');
 });
 
 t.test('npm start -- --tls without openssl: one line says what to do', async (t) => {
