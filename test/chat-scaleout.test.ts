@@ -12,6 +12,10 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { WebSocketClient } from '../lib/websocket/WebSocketClient.js';
 import type { WebSocketSession } from '../lib/websocket/WebSocketSession.js';
@@ -64,6 +68,43 @@ async function about(url: string): Promise<{ instance: string; pid: number; name
   const response = await fetch(new URL('instance', url), { signal: AbortSignal.timeout(5_000) });
   return (await response.json()) as never;
 }
+
+// ------------------------------------------------------------------------------------------------ identity
+
+t.test('instance identity: X-Quay-Instance on every response (the 101 too), GET /instance, members.instance', async (t) => {
+  const chat = await startChatServer({ port: 0, host: '127.0.0.1', instance: 'eu-1' });
+  t.teardown(() => chat.stop(500));
+  const page = await fetch(chat.url);
+  t.equal(page.headers.get('x-quay-instance'), 'eu-1', 'the page');
+  await page.arrayBuffer();
+  const missing = await fetch(new URL('nothing-here', chat.url));
+  t.equal(missing.status, 404);
+  t.equal(missing.headers.get('x-quay-instance'), 'eu-1', 'a 404');
+  await missing.arrayBuffer();
+  const info = await about(chat.url);
+  t.match(info, { instance: 'eu-1', pid: process.pid, members: [], names: [], instances: {} }, 'GET /instance');
+  // The 101: node:http as an independent client, which shows the upgrade response's headers.
+  const upgraded = await new Promise<IncomingMessage>((resolve, reject) => {
+    const request = httpRequest(new URL(chat.url), {
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol': 'chat' },
+      timeout: 5_000,
+    });
+    request.on('upgrade', (response: IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      resolve(response);
+    });
+    request.on('response', (response) => reject(new Error(`status ${response.statusCode}`)));
+    request.on('error', reject);
+    request.end();
+  });
+  t.equal(upgraded.statusCode, 101);
+  t.equal(upgraded.headers['x-quay-instance'], 'eu-1', 'the 101');
+  const member = await join(newClient(t), chat.url, 'alice');
+  t.equal(member.instance, 'eu-1', 'the members message');
+  const unnamed = await startChatServer({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => unnamed.stop(500));
+  t.equal(unnamed.instance, `${hostname()}:${new URL(unnamed.url).port}/${process.pid}`, 'default: host:port/pid');
+});
 
 // ------------------------------------------------------------------------------------------------ HAProxy
 
