@@ -211,7 +211,7 @@ t.test('npm start -- --workers 2 --redis URL: both together, every worker on Red
 
 // ------------------------------------------------------------------------------------------------ --redis
 
-t.test('--redis: two instances, one killed leaves the other\'s list; Redis restarted and the chat resumes', { skip: REDIS_SKIP }, async (t) => {
+t.test('--redis: instances linked through Redis: one room across them, Redis restarted, a graceful stop, a killed instance', { skip: REDIS_SKIP }, async (t) => {
   await ensureChatBuilt();
   const redis = await RedisServerProcess.start();
   t.teardown(() => redis.stop());
@@ -251,6 +251,21 @@ t.test('--redis: two instances, one killed leaves the other\'s list; Redis resta
     t.match(await say(bob, alice, 'and back'), { name: 'bob', text: 'and back' }, 'bob -> alice');
     t.equal((await about(one.url)).pubsub.broker?.state, 'ready');
     t.equal((await about(two.url)).pubsub.broker?.state, 'ready');
+  });
+
+  await t.test('an instance stopped (SIGTERM): its members\' `left` and its `bye` reach the others before it exits', async (t) => {
+    const three = await start('three');
+    for (let i = 0; i < 50 && !('three' in (await about(one.url)).instances); i++) await sleep(100);
+    const dave = await join(client, three.url, 'dave');
+    t.match(await alice.probe.nextWhere('joined', (m) => m['name'] === 'dave'), { instance: 'three' });
+    three.cli.stop();
+    t.equal(await three.cli.exited, 0, 'a graceful stop');
+    t.equal((await dave.probe.closed)[0], 1001);
+    t.match(await alice.probe.nextWhere('left', (m) => m['name'] === 'dave', 1_000), { instance: 'three' }, 'dave left, said by his instance (not 3 intervals later)');
+    let instances: Record<string, number> = {};
+    for (let i = 0; i < 10 && 'three' in ((instances = (await about(one.url)).instances)); i++) await sleep(100);
+    t.notOk('three' in instances, 'instance one forgot three at its `bye`');
+    t.same(alice.probe.pending.filter((m) => m.type === 'left'), [], 'one notice of dave leaving, not two');
   });
 
   await t.test('an instance killed: its page takes its name back elsewhere; the others leave after 3 silent intervals', async (t) => {

@@ -358,8 +358,9 @@ export class ChatRoom implements WebSocketListener {
   }
 
   /**
-   * Stops announcing and tells the others this instance is going (`bye`: its members leave their lists at once).
-   * Call it before the server's stop, whose closes then send each member's `left` as usual.
+   * Stops announcing and tells the others this instance is gone (`bye`: they forget it at once, and tell their
+   * pages about any member of it they still had). Call it after the server's stop, whose closes send each member's
+   * `left` first.
    */
   close(): void {
     if (this.closed) return;
@@ -878,8 +879,8 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   if (!subscribed) log?.('! the broker is not ready after 5 s: serving this instance alone until it is');
   room = made;
   const stop = async (graceMs = 5_000): Promise<void> => {
-    made.close(); // `bye` to the others, before the members' `left`
-    await server.stop(graceMs);
+    await server.stop(graceMs); // each member's `left` goes out as its session closes (1001)...
+    made.close(); // ...then `bye` (in order after them): the others forget this instance at once
     await pubsub.close();
   };
   return { server, room: made, instance, url: `${scheme}://${host}:${address.port}/`, stop };
@@ -1137,8 +1138,11 @@ export async function redisBroker(url: string, log: (line: string) => void): Pro
   return {
     broker,
     close: async () => {
-      // The broker closes the subscriber (PubSub.close); the publisher is ours.
-      publisher.destroy();
+      // The broker closes the subscriber (PubSub.close); the publisher is ours. Its last PUBLISHes (the members'
+      // `left`, the instance's `bye`) are sent first; bounded, for a Redis that is down.
+      const closed = publisher.close().then(() => true, () => false);
+      const late = new Promise<boolean>((resolve) => setTimeout(resolve, 2_000, false).unref());
+      if (!(await Promise.race([closed, late]))) publisher.destroy();
     },
   };
 }
