@@ -69,7 +69,7 @@ t.test('start: every worker ready and serving; stats and dump aggregated over IP
   t.same(workers.map((w) => [w.slot, w.state]), [[0, 'READY'], [1, 'READY']]);
   const pids = new Set(workers.map((w) => w.pid));
   const seen = new Set<number | undefined>();
-  for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await pidOf(port));
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(await pidOf(port));
   t.same([...seen].sort(), [...pids].sort(), 'both workers answer (round-robin)');
 
   const stats: ClusterStats = await supervisor.stats();
@@ -133,8 +133,25 @@ t.test('a worker that exits or is killed is replaced; the new one serves', async
   t.ok(now.every((w) => !before.includes(w.pid!)), 'two new processes');
   t.same(now.map((w) => w.restarts), [1, 1], 'each slot replaced once');
   const seen = new Set<number | undefined>();
-  for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await pidOf(port));
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(await pidOf(port));
   t.same([...seen].sort(), now.map((w) => w.pid).sort(), 'the new workers serve');
+});
+
+t.test('a worker stopped by a signal of its own (SIGTERM to its pid) exits cleanly and is replaced, not reported', async (t) => {
+  const { supervisor, port, events, errors } = await cluster(t, { restartDelayMs: 50 });
+  await supervisor.start();
+  const victim = supervisor.workers[0]!;
+  process.kill(victim.pid!, 'SIGTERM');
+  t.ok(
+    await until(() => supervisor.workers.filter((w) => w.state === 'READY').length === 2 && !supervisor.workers.some((w) => w.pid === victim.pid)),
+    'replaced',
+  );
+  t.match(events.find((e) => e.type === 'exit' && e.pid === victim.pid), { state: 'STOPPED', exitCode: 0, signal: null }, 'a clean stop');
+  t.same(errors, [], 'not an error');
+  t.same(supervisor.workers.map((w) => [w.slot, w.restarts, w.crashes]), [[0, 1, 0], [1, 0, 0]], 'replaced, not counted as a crash');
+  const seen = new Set<number | undefined>();
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(await pidOf(port));
+  t.same([...seen].sort(), supervisor.workers.map((w) => w.pid).sort(), 'the new worker serves');
 });
 
 t.test('crash loop: a worker that always fails at start is reported and not respawned forever', async (t) => {

@@ -17,7 +17,7 @@ import {
 } from './errors.js';
 import type { WorkerIdentity } from './errors.js';
 import { SLOT_ENV, isClusterMessage } from './messages.js';
-import type { RequestMessage, StopMessage, WorkerQuery } from './messages.js';
+import type { ExitMessage, RequestMessage, StopMessage, WorkerQuery } from './messages.js';
 import { resolveClusterOptions } from './options.js';
 import type { ClusterEvent, ClusterOptions, ClusterScheduling, ResolvedClusterOptions } from './options.js';
 import { addNumericFields } from './stats.js';
@@ -83,6 +83,8 @@ class ManagedWorker {
   state: WorkerState = WorkerState.STARTING;
   /** Why it is going to exit, when the supervisor knows before the exit (start failure, start timeout). */
   failure: Error | undefined;
+  /** The supervisor told it to stop (else a STOPPING worker stopped on a signal of its own). */
+  askedToStop = false;
   startTimer: NodeJS.Timeout | undefined;
   killTimer: NodeJS.Timeout | undefined;
   /** Resolves once its start function resolved; rejects if it exits first. Marked handled. */
@@ -373,6 +375,20 @@ export class ClusterSupervisor {
         this.checkStarted();
         return;
       }
+      case 'quay:cluster.stopped': {
+        // Not asked by us: it stopped on a signal of its own (SIGTERM to its pid, or Ctrl-C to the whole process
+        // group). Its exit is then expected (STOPPED, not reported); the slot gets a new worker (see onExit).
+        if (nextWorkerState(mw.state, 'stop') !== undefined) {
+          mw.state = WorkerState.STOPPING;
+          clearTimeout(mw.startTimer);
+          mw.startTimer = undefined;
+          this.emit({ type: 'stopping', slot: mw.slot.index, id: mw.worker.id, pid: mw.worker.process.pid });
+        }
+        // Every connection handed to it before it closed its listener is ahead of this answer in its channel.
+        const exit: ExitMessage = { type: 'quay:cluster.exit' };
+        if (mw.worker.isConnected()) mw.worker.send(exit, () => {});
+        return;
+      }
       case 'quay:cluster.startFailed':
         mw.failure = new WorkerStartError(mw.identity, message.name, message.message, message.code);
         return;
@@ -423,6 +439,9 @@ export class ClusterSupervisor {
       this.crashed(slot, error);
     } else {
       mw.settleReady(new ClusterStateError(`worker ${mw.worker.id} was stopped before it was ready`));
+      // Stopped by its own signal while it served: replaced (not counted as a crash), unless the cluster stops
+      // too (a signal to the whole process group reaches the primary within the delay).
+      if (!mw.askedToStop && slot.current === undefined && slot.replacement === undefined && !slot.failed) this.scheduleRespawn(slot, this.options.restartDelayMs, slot.crashTimes.length);
     }
     mw.settleExited();
   }
@@ -454,7 +473,11 @@ export class ClusterSupervisor {
       }
       return;
     }
-    const delayMs = Math.min(this.options.maxRestartDelayMs, this.options.restartDelayMs * 2 ** (crashes - 1));
+    this.scheduleRespawn(slot, Math.min(this.options.maxRestartDelayMs, this.options.restartDelayMs * 2 ** (crashes - 1)), crashes);
+  }
+
+  private scheduleRespawn(slot: Slot, delayMs: number, crashes: number): void {
+    if (this._state !== 'STARTING' && this._state !== 'RUNNING') return;
     this.emit({ type: 'respawn', slot: slot.index, delayMs, crashes });
     clearTimeout(slot.respawnTimer);
     slot.respawnTimer = setTimeout(() => {
@@ -468,18 +491,24 @@ export class ClusterSupervisor {
 
   /** Tells a worker to stop (its exit is then expected) and arms the kill at `graceMs + stopMarginMs`. */
   private tellStop(mw: ManagedWorker, graceMs: number): void {
-    if (nextWorkerState(mw.state, 'stop') === undefined) return;
-    mw.state = WorkerState.STOPPING;
-    clearTimeout(mw.startTimer);
-    mw.startTimer = undefined;
-    this.emit({ type: 'stopping', slot: mw.slot.index, id: mw.worker.id, pid: mw.worker.process.pid });
-    const message: StopMessage = { type: 'quay:cluster.stop', graceMs };
-    if (mw.worker.isConnected()) {
-      mw.worker.send(message, (error: Error | null) => {
-        // The channel closed under the message: the signal says the same thing (ClusterWorker stops on SIGTERM).
-        if (error !== null) mw.worker.process.kill('SIGTERM');
-      });
-    } else mw.worker.process.kill('SIGTERM');
+    if (mw.askedToStop) return;
+    // Already STOPPING without being asked: it stopped on its own signal and exits by itself; the kill still bounds it.
+    const stoppingByItself = mw.state === WorkerState.STOPPING;
+    if (!stoppingByItself && nextWorkerState(mw.state, 'stop') === undefined) return;
+    mw.askedToStop = true;
+    if (!stoppingByItself) {
+      mw.state = WorkerState.STOPPING;
+      clearTimeout(mw.startTimer);
+      mw.startTimer = undefined;
+      this.emit({ type: 'stopping', slot: mw.slot.index, id: mw.worker.id, pid: mw.worker.process.pid });
+      const message: StopMessage = { type: 'quay:cluster.stop', graceMs };
+      if (mw.worker.isConnected()) {
+        mw.worker.send(message, (error: Error | null) => {
+          // The channel closed under the message: the signal says the same thing (ClusterWorker stops on SIGTERM).
+          if (error !== null) mw.worker.process.kill('SIGTERM');
+        });
+      } else mw.worker.process.kill('SIGTERM');
+    }
     const waitedMs = graceMs + this.options.stopMarginMs;
     mw.killTimer = setTimeout(() => {
       mw.killTimer = undefined;

@@ -6,9 +6,12 @@ import cluster from 'node:cluster';
 import { safeToDrop } from '../io/safeToDrop.js';
 import { ClusterStateError } from './errors.js';
 import { SLOT_ENV, isClusterMessage } from './messages.js';
-import type { ClusterMessage, ReadyMessage, ResponseMessage, StartFailedMessage } from './messages.js';
+import type { ClusterMessage, ReadyMessage, ResponseMessage, StartFailedMessage, StoppedMessage } from './messages.js';
 import { resolveClusterOptions } from './options.js';
 import type { ClusterOptions, ClusterService, ClusterStart } from './options.js';
+
+/** How long a stopped worker waits for the primary's leave to exit (see StoppedMessage). */
+const EXIT_ANSWER_TIMEOUT_MS = 2000;
 
 /** `STARTING --start function resolved--> READY --stop--> STOPPING` (then the process exits); STARTING --stop--> STOPPING too. */
 export type ClusterWorkerState = 'STARTING' | 'READY' | 'STOPPING';
@@ -34,6 +37,7 @@ export class ClusterWorker {
   private _service: ClusterService | undefined;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private exitAllowed: (() => void) | undefined;
   private readonly onMessage = (message: unknown): void => {
     if (isClusterMessage(message)) this.handle(message);
   };
@@ -117,6 +121,14 @@ export class ClusterWorker {
     } catch {
       code = 1;
     }
+    // Tell the primary, and exit on its answer (see StoppedMessage): connections it handed over meanwhile are read
+    // and given back first. Bounded: without an answer (a primary gone or stuck) the worker exits anyway.
+    const answered = new Promise<void>((resolve) => (this.exitAllowed = resolve));
+    const stopped: StoppedMessage = { type: 'quay:cluster.stopped' };
+    this.send(stopped);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([answered, new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_ANSWER_TIMEOUT_MS)))]);
+    clearTimeout(timer);
     process.exit(code);
   }
 
@@ -124,6 +136,9 @@ export class ClusterWorker {
     switch (message.type) {
       case 'quay:cluster.stop':
         safeToDrop(this.stop(message.graceMs));
+        return;
+      case 'quay:cluster.exit':
+        this.exitAllowed?.();
         return;
       case 'quay:cluster.request': {
         let response: ResponseMessage;

@@ -29,6 +29,21 @@ export interface StopMessage {
   readonly graceMs: number;
 }
 
+/**
+ * Worker -> primary: its service stopped. node:cluster's primary may still have handed it connections (round-robin)
+ * before it learnt that the worker's listener closed; they are in the channel, before the primary's answer, the
+ * {@link ExitMessage}. The worker reads them (and gives them back to the primary, which hands them to another
+ * worker) before it reads that answer and exits: exiting earlier would leave those connections hanging.
+ */
+export interface StoppedMessage {
+  readonly type: 'quay:cluster.stopped';
+}
+
+/** Primary -> worker: the answer to {@link StoppedMessage}: nothing more will be handed to you, exit now. */
+export interface ExitMessage {
+  readonly type: 'quay:cluster.exit';
+}
+
 /** What the primary can ask a worker. */
 export type WorkerQuery = 'stats' | 'dump';
 
@@ -50,7 +65,7 @@ export interface ResponseMessage {
 }
 
 /** Every supervisor message. */
-export type ClusterMessage = ReadyMessage | StartFailedMessage | StopMessage | RequestMessage | ResponseMessage;
+export type ClusterMessage = ReadyMessage | StartFailedMessage | StopMessage | StoppedMessage | ExitMessage | RequestMessage | ResponseMessage;
 
 /** True for a message of the supervisor (`type` starting with `quay:cluster.`). */
 export function isClusterMessage(message: unknown): message is ClusterMessage {

@@ -116,7 +116,7 @@ export interface ClusterOptions {
 }
 
 /** The default of {@link ClusterOptions.scheduling} (see docs/ARCHITECTURE.md, "All cores", for the measurement). */
-export const DEFAULT_SCHEDULING: ClusterScheduling = 'round-robin';
+export const DEFAULT_SCHEDULING: ClusterScheduling = 'kernel';
 
 /** The options with their defaults filled in. */
 export interface ResolvedClusterOptions {

@@ -7,6 +7,7 @@
  *   node dist/perf/cluster/app.js [--port 8080] [--workers N] [--scheduling round-robin|kernel] [--grace ms]
  *
  * The primary prints one JSON line on stdout once every worker is ready: `{"port":..,"pids":[..],"scheduling":..}`.
+ * With --control it then reads commands on stdin, one a line: `stats` prints the cluster's stats as one JSON line.
  * SIGTERM/SIGINT stop it (sessions get 1001), SIGHUP restarts the workers one at a time (runCluster's signals).
  *
  * It is the target of perf/cluster-scheduling.ts and the program of the cluster tests (test/cluster*.test.ts),
@@ -15,6 +16,7 @@
  * event loop is blocked for that long after answering), /publish?count=&size= (relay messages to the other
  * workers), stats() with the relay messages received, and QUAY_CLUSTER_FAIL_START=1 (the start function throws).
  */
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { RELAY_MESSAGE_TYPE, Router, Server, WebSocketUpgradeHandler, isRelayMessage, runCluster } from '../../lib/index.js';
 import type { ClusterScheduling, ClusterService, RelayMessage } from '../../lib/index.js';
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     scheduling: { type: 'string' },
     grace: { type: 'string', default: '5000' },
+    control: { type: 'boolean', default: false },
   },
   strict: false,
 });
@@ -113,4 +116,10 @@ const role = await runCluster(start, {
 if (role.primary !== undefined) {
   const pids = role.primary.workers.map((w) => w.pid);
   process.stdout.write(JSON.stringify({ port, pids, scheduling: role.primary.scheduling }) + '\n');
+  if (values.control === true) {
+    const primary = role.primary;
+    createInterface({ input: process.stdin }).on('line', (line) => {
+      if (line.trim() === 'stats') void primary.stats().then((stats) => process.stdout.write(JSON.stringify(stats) + '\n'));
+    });
+  }
 }
