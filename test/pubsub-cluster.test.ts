@@ -1,18 +1,17 @@
 /**
- * ClusterBroker in a real node:cluster: a primary with a ClusterRelay and 3 workers (test/support/pubsubCluster.ts,
- * run with tap's TypeScript loader, so the sources and not a possibly stale build). Each worker publishes 500
+ * ClusterBroker in a real node:cluster: a primary with a ClusterRelay and 3 workers (perf/pubsub/cluster-check.ts,
+ * run from dist/, built first when older than the sources). Each worker publishes 500
  * text messages and one binary message; every worker's member gets every message once (its own from local
  * delivery, the others' through the relay), each publisher's in order, binary intact. With 'json'
  * serialization, or outside a worker, the ClusterBroker refuses with BROKER_MISCONFIGURED.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import type { WorkerReport } from './support/pubsubCluster.js';
+import type { WorkerReport } from '../perf/pubsub/cluster-check.js';
 import { ClusterBroker } from '../lib/pubsub/ClusterBroker.js';
+import { CLUSTER_CHECK, ensureBuilt } from './support/pubsubBuild.js';
 
-const script = fileURLToPath(new URL('./support/pubsubCluster.ts', import.meta.url));
-const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
+await ensureBuilt();
 
 interface Outcome {
   code: number | null;
@@ -21,7 +20,7 @@ interface Outcome {
 
 /** Runs the cluster program; its primary prints one JSON line and exits (bounded: killed by PID after 40 s). */
 function runCluster(env: Record<string, string>): Promise<Outcome> {
-  const child = spawn(process.execPath, [...loader, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLUSTER_CHECK], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => void (out += b.toString()));
   const kill = setTimeout(() => child.pid !== undefined && process.kill(child.pid), 40_000);

@@ -1,5 +1,6 @@
 /**
- * The ClusterBroker test's program (test/pubsub-cluster.test.ts): run as a cluster primary, it installs a
+ * The ClusterBroker test's program (test/pubsub-cluster.test.ts), run from dist/ (node:cluster forks JavaScript:
+ * tap's TypeScript loader takes seconds per process on a busy machine): run as a cluster primary, it installs a
  * ClusterRelay and forks WORKERS workers with the serialization in PUBSUB_SERIALIZATION ('advanced' unless told);
  * each worker makes a PubSub with a ClusterBroker and one member session in topic 'room', and on 'go' publishes
  * MESSAGES messages (text `w<id>:<i>`, then one binary message of all 256 byte values), then reports what its
@@ -10,7 +11,7 @@ import { ClusterRelay } from '../../lib/cluster/relay.js';
 import { PubSub } from '../../lib/pubsub/PubSub.js';
 import { ClusterBroker } from '../../lib/pubsub/ClusterBroker.js';
 import { BrokerError } from '../../lib/pubsub/errors.js';
-import { member, texts } from './pubsubMembers.js';
+import { member, texts } from './members.js';
 
 const WORKERS = Number(process.env['PUBSUB_WORKERS'] ?? 3);
 const MESSAGES = Number(process.env['PUBSUB_MESSAGES'] ?? 500);
