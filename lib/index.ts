@@ -141,4 +141,3 @@ export {
 export type { ClusterErrorCode, WorkerIdentity } from './cluster/errors.js';
 export { ClusterRelay, DEFAULT_MAX_PENDING_BYTES_PER_WORKER, RELAY_MESSAGE_TYPE, isRelayMessage } from './cluster/relay.js';
 export type { ClusterRelayOptions, ClusterRelayStats, RelayMessage } from './cluster/relay.js';
-
