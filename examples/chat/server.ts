@@ -270,6 +270,11 @@ export class ChatRoom implements WebSocketListener {
   private readonly log: ((line: string) => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /**
+   * Resolves once this room receives the other instances' messages (its broker subscriptions are in place) and
+   * has asked them for their members. Rejects only if the PubSub was closed first; safe to ignore.
+   */
+  readonly ready: Promise<void>;
 
   constructor(options: ChatRoomOptions = {}) {
     this.maxMembers = options.maxMembers ?? 1000;
@@ -294,12 +299,6 @@ export class ChatRoom implements WebSocketListener {
     });
     this.ready.catch(() => {});
   }
-
-  /**
-   * Resolves once this room receives the other instances' messages (its broker subscriptions are in place) and
-   * has asked them for their members. Rejects only if the PubSub was closed first; safe to ignore.
-   */
-  readonly ready: Promise<void>;
 
   /** The names of the members: this instance's in order of joining, then the other instances'. */
   names(): string[] {

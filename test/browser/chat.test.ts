@@ -36,11 +36,14 @@ import {
 } from '../../examples/chat/server.js';
 import type { ChatServer, ChatTlsOptions } from '../../examples/chat/server.js';
 import { hasOpenssl, testCertificates } from '../../examples/certificates.js';
-import { runCli } from '../support/chatCli.js';
+import { ensureChatBuilt, runCli } from '../support/chatCli.js';
 import { freePort } from '../../perf/services/RedisServerProcess.js';
 import { ChatProbe } from './ChatProbe.js';
 import type { Received } from './ChatProbe.js';
 import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
+
+// Chromium, child processes and TLS on a small shared machine: more than tap's default 120 s when it is loaded.
+t.setTimeout(300_000);
 
 /** Playwright's waits: long enough for a loaded CI machine, short enough that a failure is quick. */
 const WAIT_MS = 5_000;
@@ -292,7 +295,8 @@ t.test('over TLS: the page over https, the chat over wss on the same port', { sk
 });
 
 t.test('npm start -- --tls: the chat over https on a free port, stopped by its PID', { skip: OPENSSL_SKIP }, async (t) => {
-  const cli = runCli(t, ['--tls', '--port', '0']);
+  await ensureChatBuilt(); // the compiled chat, as `npm start` runs it (tap's TypeScript loader is slow to start)
+  const cli = runCli(t, ['--tls', '--port', '0'], process.env, 60_000, true);
   const url = (await cli.line(/^quay chat: /)).match(/https:\/\/127\.0\.0\.1:\d+\//)?.[0];
   t.ok(url, `prints the https URL: ${cli.stdout().split('\n')[0]}`);
   const fingerprint = (await cli.line(/^ {2}certificate: /)).match(/SHA-256 ([0-9A-F:]+)/)?.[1];
@@ -307,7 +311,8 @@ t.test('npm start -- --tls: the chat over https on a free port, stopped by its P
 
 t.test('npm start -- --redis with no Redis there: one line says so, exit 1', async (t) => {
   const port = await freePort();
-  const cli = runCli(t, ['--port', '0', '--redis', `redis://127.0.0.1:${port}`]);
+  await ensureChatBuilt();
+  const cli = runCli(t, ['--port', '0', '--redis', `redis://127.0.0.1:${port}`], process.env, 60_000, true);
   t.equal(await cli.exited, 1);
   t.match(cli.stderr(), new RegExp(`^chat: no answer from Redis at redis://127\\.0\\.0\\.1:${port} within 5 s \\(.*ECONNREFUSED.*\\): is redis-server running\\?\\n$`), 'one line, no stack');
   t.equal(cli.stdout().split('\n').filter((l) => l.startsWith('quay chat:')).length, 0, 'nothing served');
@@ -315,7 +320,8 @@ t.test('npm start -- --redis with no Redis there: one line says so, exit 1', asy
 
 t.test('npm start -- --tls without openssl: one line says what to do', async (t) => {
   // An empty PATH hides the openssl command (node is started by its absolute path).
-  const cli = runCli(t, ['--tls', '--port', '0'], { ...process.env, PATH: '' });
+  await ensureChatBuilt();
+  const cli = runCli(t, ['--tls', '--port', '0'], { ...process.env, PATH: '' }, 60_000, true);
   t.equal(await cli.exited, 1);
   t.equal(cli.stderr(), `${OPENSSL_MISSING_MESSAGE}\n`, 'exactly one line, no stack');
   t.match(OPENSSL_MISSING_MESSAGE, /install it .*openssl.* or pass your own with --cert FILE --key FILE/);

@@ -19,6 +19,10 @@ import { ensureChatBuilt, runCli } from '../support/chatCli.js';
 import type { CliRun } from '../support/chatCli.js';
 import { findChromium, launchChromium } from './chromium.js';
 
+// redis-server, two instances, haproxy and Chromium on a small shared machine: more than tap's default 120 s
+// when it is loaded.
+t.setTimeout(300_000);
+
 /** Playwright's waits: long enough for a loaded CI machine, short enough that a failure is quick. */
 const WAIT_MS = 10_000;
 
