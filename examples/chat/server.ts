@@ -17,24 +17,71 @@
  * | `{type:'message', text}`   | to everyone: `{type:'message', name, text, time}`                     |
  * | (the socket closes)        | to everyone: `{type:'left', name, time}`                              |
  * | anything refused           | to the sender: `{type:'error', code, message}` (the session stays)    |
+ *
+ * `join` may carry `client`, a random id the page draws once per load; `members` also says `instance`, the
+ * instance the joiner is on; `joined`/`left` also say `instance` (and `joined` a hash of the client id, `owner`).
+ *
+ * ## Several instances
+ *
+ * `npm start -- --workers 2` runs the chat on 2 worker processes (lib/cluster's runCluster: supervised, the port
+ * shared), each with its own room, linked through the cluster's IPC channel (ClusterBroker). `--redis
+ * redis://127.0.0.1:6379` links instances through Redis pub/sub instead (RedisBroker with a node-redis client made
+ * from the URL): instances on several machines, behind a load balancer (examples/chat/haproxy.cfg for HAProxy).
+ * Both together: N workers per machine, every worker on Redis (it reaches the other workers too). Each instance
+ * has a name (`--instance NAME`, default `host:port/pid`), in the `X-Quay-Instance` header of every response, the
+ * 101 included, in GET /instance (JSON: name, PID, members, PubSub counters) and in the `members` message.
+ *
+ * Messages: every member joins the PubSub topic `chat`; `message`, `joined` and `left` are published on it, so
+ * they reach the members of this instance at once (one frame encoding for all) and the other instances' members
+ * through the broker (one envelope per message, each instance encoding the frame once for its own members).
+ *
+ * Membership across instances, kept simple and eventually coherent:
+ * - Each instance knows its own members and keeps a list of the others' (per instance: names, and when it was
+ *   last heard of). It learns them from the others' `joined`/`left` on the `chat` topic and from a presence
+ *   message each instance publishes on the `chat.presence` topic (no page is in it) every presence interval
+ *   (`--presence-interval`, default 5 s) with its full list; a new instance says `hello` and the others answer
+ *   with their lists at once; a stopping instance says `bye`. The room sees the others' messages through
+ *   RoomBroker, a broker wrapper (a PubSub hands remote messages to sessions only).
+ * - An instance not heard of for 3 intervals (killed, cut off) is presumed gone: each other instance removes its
+ *   members and tells its own pages they left. Names that appear or vanish in a presence list without their
+ *   `joined`/`left` having come (lost while Redis was down) are told the same way.
+ * - Name uniqueness is checked against every instance's names as this instance knows them: a name taken
+ *   elsewhere gets a number, `alice (2)`. Two joins of one name at the same moment on two instances both succeed
+ *   (the lists cross in flight); nothing reconciles them but the members leaving.
+ * - A page whose instance died reconnects (through the load balancer) to another one before the others have
+ *   presumed the old one gone: its join carries the same `client` id as before, so the name held "elsewhere" by
+ *   the same page is taken back (not numbered), and an instance that still holds that page's old connection ends
+ *   it quietly when it sees the new `joined`.
  */
-import { X509Certificate } from 'node:crypto';
+import cluster from 'node:cluster';
+import { X509Certificate, createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OpensslMissingError, selfSignedCertificate } from '../certificates.js';
 import {
   ErrorReporter,
+  PubSub,
   Router,
   Server,
   StaticHandler,
   WebSocketUpgradeHandler,
+  ClusterBroker,
+  RedisBroker,
   broadcast,
+  decodeEnvelope,
+  runCluster,
+  type Broker,
+  type BrokerState,
+  type BrokerStats,
+  type EnvelopeSink,
   type Request,
   type Response,
   type ServerErrorContext,
+  type Topic,
   type WebSocketListener,
   type WebSocketSession,
 } from '../../lib/index.js';
@@ -42,7 +89,7 @@ import {
 // ------------------------------------------------------------------------------------------------ protocol
 
 /** What a client sends. */
-export type ClientMessage = { type: 'join'; name: string } | { type: 'message'; text: string };
+export type ClientMessage = { type: 'join'; name: string; client?: string } | { type: 'message'; text: string };
 
 /** Why the server refused something; the page shows `message`, tests match `code`. */
 export type ChatErrorCode =
@@ -57,9 +104,9 @@ export type ChatErrorCode =
 
 /** What the server sends. `time` is ms since the epoch (the server's clock). */
 export type ServerMessage =
-  | { type: 'members'; you: string; names: string[]; maxTextLength: number }
-  | { type: 'joined'; name: string; time: number }
-  | { type: 'left'; name: string; time: number }
+  | { type: 'members'; you: string; names: string[]; maxTextLength: number; instance: string }
+  | { type: 'joined'; name: string; time: number; instance?: string; owner?: string }
+  | { type: 'left'; name: string; time: number; instance?: string }
   | { type: 'message'; name: string; text: string; time: number }
   | { type: 'error'; code: ChatErrorCode; message: string };
 
@@ -144,36 +191,143 @@ function truncate(text: string, max: number): string {
 
 // ------------------------------------------------------------------------------------------------ the room
 
+/** The topic of the room's messages (every instance's members are in it) and the one of the instances' presence. */
+export const ROOM_TOPIC = 'chat';
+export const PRESENCE_TOPIC = 'chat.presence';
+
+/** How often an instance announces its members to the others (and forgets the silent ones). Default 5 s. */
+export const DEFAULT_PRESENCE_INTERVAL_MS = 5_000;
+
 /** Options of a {@link ChatRoom}. */
 export interface ChatRoomOptions {
-  /** Members at most; a join past it is refused ('room-full'). Default 1000. */
+  /** Members at most, in every instance together; a join past it is refused ('room-full'). Default 1000. */
   maxMembers?: number;
   /** Told of joins and leaves (the CLI prints them). */
   log?: (line: string) => void;
+  /**
+   * The topics' hub. Its broker links this instance to the others (see {@link ChatRoom.observe}: it must be a
+   * {@link RoomBroker} so that the room sees the others' notices). Default: a PubSub of this process alone.
+   */
+  pubsub?: PubSub;
+  /** This instance's name, told to each joiner (`members.instance`). Default `host/pid`. */
+  instance?: string;
+  /**
+   * How often this instance announces its members on the presence topic ({@link DEFAULT_PRESENCE_INTERVAL_MS}).
+   * An instance not heard of for 3 intervals is presumed gone: its members leave the others' lists.
+   */
+  presenceIntervalMs?: number;
 }
+
+/** A member of this instance. */
+interface LocalMember {
+  name: string;
+  /** {@link nameKey} of the name. */
+  key: string;
+  /** A hash of the page's random id (the join's `client`): the same page rejoining elsewhere keeps its name. */
+  owner: string | undefined;
+}
+
+/** A member of another instance, as this one knows it. */
+interface RemoteMember {
+  name: string;
+  owner: string | undefined;
+}
+
+/** Another instance: its members (by name key) and when it was last heard of. */
+interface RemoteInstance {
+  members: Map<string, RemoteMember>;
+  seen: number;
+}
+
+/** How a published chat line begins (JSON.stringify keeps the key order of the object literal in `say`). */
+const MESSAGE_PREFIX = Buffer.from('{"type":"message",');
+
+/** Bounds on what other instances announce (they are ours, but a bug there must not grow this one without end). */
+const MAX_INSTANCES = 256;
 
 /**
  * The room: who is in it, under which name, and the protocol. One listener object serves every session (the
  * member's name lives in `session.attachment`), so no closure is made per connection or per message.
+ *
+ * Messages go out through the PubSub topic {@link ROOM_TOPIC}: members of this instance get them at once (one
+ * frame encoding for all), the other instances through the broker. Membership across instances: see the file
+ * header ("Several instances").
  */
 export class ChatRoom implements WebSocketListener {
-  /** Joined members and their names: the broadcast list. */
-  private readonly members = new Map<WebSocketSession, string>();
-  /** Name keys in use ({@link nameKey}), for uniqueness. */
-  private readonly taken = new Set<string>();
+  /** This instance's name. */
+  readonly instance: string;
+  readonly pubsub: PubSub;
+  /** Joined members of this instance. */
+  private readonly members = new Map<WebSocketSession, LocalMember>();
   /** Every open session, joined or not (for `dropAll`). */
   private readonly sessions = new Set<WebSocketSession>();
+  /** The other instances and their members. */
+  private readonly others = new Map<string, RemoteInstance>();
+  private readonly topic: Topic;
+  private readonly presence: Topic;
   private readonly maxMembers: number;
+  private readonly presenceIntervalMs: number;
   private readonly log: ((line: string) => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /**
+   * Resolves once this room receives the other instances' messages (its broker subscriptions are in place) and
+   * has asked them for their members. Rejects only if the PubSub was closed first; safe to ignore.
+   */
+  readonly ready: Promise<void>;
 
   constructor(options: ChatRoomOptions = {}) {
     this.maxMembers = options.maxMembers ?? 1000;
     this.log = options.log;
+    this.instance = options.instance ?? `${hostname()}/${process.pid}`;
+    this.pubsub = options.pubsub ?? new PubSub();
+    this.presenceIntervalMs = options.presenceIntervalMs ?? DEFAULT_PRESENCE_INTERVAL_MS;
+    this.topic = this.pubsub.topic(ROOM_TOPIC);
+    this.presence = this.pubsub.topic(PRESENCE_TOPIC);
+    const broker = this.pubsub.broker;
+    if (broker instanceof RoomBroker) broker.observe(this);
+    if (broker !== undefined) {
+      // One timer per instance (not per member): the periodic announcement and the sweep of silent instances.
+      this.timer = setInterval(() => this.tick(), this.presenceIntervalMs);
+      this.timer.unref();
+    }
+    // Ask the others for their members (they answer with their presence), once our subscriptions are in place.
+    this.ready = Promise.all([this.topic.ready, this.presence.ready]).then(() => {
+      if (broker === undefined || this.closed) return;
+      this.announce('hello');
+      this.announce('presence');
+    });
+    this.ready.catch(() => {});
   }
 
-  /** The names of the members, in order of joining. */
+  /** The names of the members: this instance's in order of joining, then the other instances'. */
   names(): string[] {
-    return [...this.members.values()];
+    const names: string[] = [];
+    const keys = new Set<string>();
+    for (const member of this.members.values()) {
+      names.push(member.name);
+      keys.add(member.key);
+    }
+    for (const other of this.others.values()) {
+      for (const [key, member] of other.members) {
+        if (keys.has(key)) continue;
+        keys.add(key);
+        names.push(member.name);
+      }
+    }
+    return names;
+  }
+
+  /** The names of this instance's members. */
+  localNames(): string[] {
+    return [...this.members.values()].map((m) => m.name);
+  }
+
+  /** The other instances this one knows of, with their member counts. */
+  instances(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, other] of this.others) out[name] = other.members.size;
+    return out;
   }
 
   /** Open sessions, joined or not. */
@@ -183,11 +337,11 @@ export class ChatRoom implements WebSocketListener {
 
   /**
    * Ends a member's connection at once, without a close handshake (as a network failure would: the page sees
-   * 1006 and reconnects). Returns false when no member has that name. For tests and moderation.
+   * 1006 and reconnects). Returns false when no member of this instance has that name. For tests and moderation.
    */
   drop(name: string): boolean {
     for (const [session, member] of this.members) {
-      if (member === name) {
+      if (member.name === name) {
         session.terminate();
         return true;
       }
@@ -200,6 +354,18 @@ export class ChatRoom implements WebSocketListener {
     const all = [...this.sessions];
     for (const session of all) session.terminate();
     return all.length;
+  }
+
+  /**
+   * Stops announcing and tells the others this instance is gone (`bye`: they forget it at once, and tell their
+   * pages about any member of it they still had). Call it after the server's stop, whose closes send each member's
+   * `left` first.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    if (this.pubsub.broker !== undefined) this.announce('bye');
   }
 
   onOpen(session: WebSocketSession): void {
@@ -217,7 +383,7 @@ export class ChatRoom implements WebSocketListener {
       return this.refuse(session, 'bad-message', 'That was not a chat message.');
     }
     const { type } = message as { type?: unknown };
-    if (type === 'join') return this.join(session, (message as { name?: unknown }).name);
+    if (type === 'join') return this.join(session, (message as { name?: unknown }).name, (message as { client?: unknown }).client);
     if (type === 'message') return this.say(session, (message as { text?: unknown }).text);
     this.refuse(session, 'bad-message', `Unknown message type ${JSON.stringify(String(type)).slice(0, 40)}.`);
   }
@@ -228,33 +394,36 @@ export class ChatRoom implements WebSocketListener {
 
   onClose(session: WebSocketSession): void {
     this.sessions.delete(session);
-    const name = this.members.get(session);
-    if (name === undefined) return;
+    const member = this.members.get(session);
+    if (member === undefined) return;
     this.members.delete(session);
-    this.taken.delete(nameKey(name));
-    this.log?.(`- ${name} left (${this.members.size} in the room)`);
-    this.publish({ type: 'left', name, time: Date.now() });
+    this.log?.(`- ${member.name} left (${this.members.size} here)`);
+    this.publish({ type: 'left', name: member.name, time: Date.now(), instance: this.instance });
   }
 
-  private join(session: WebSocketSession, raw: unknown): void {
+  private join(session: WebSocketSession, raw: unknown, client: unknown): void {
     if (this.members.has(session)) return this.refuse(session, 'already-joined', 'You are already in the room.');
-    if (this.members.size >= this.maxMembers) return this.refuse(session, 'room-full', 'The room is full; try again later.');
+    if (this.memberCount() >= this.maxMembers) return this.refuse(session, 'room-full', 'The room is full; try again later.');
     const wanted = sanitizeName(raw);
     if (wanted === undefined) return this.refuse(session, 'name-invalid', 'Please choose a name (letters, digits, emoji...).');
-    const name = this.uniqueName(wanted);
+    const owner = ownerOf(client);
+    const name = this.uniqueName(wanted, owner);
     if (name === undefined) return this.refuse(session, 'name-taken', `The name "${wanted}" is taken.`);
-    this.members.set(session, name);
-    this.taken.add(nameKey(name));
+    const key = nameKey(name);
+    this.takeOver(key, owner);
+    this.members.set(session, { name, key, owner });
+    this.topic.join(session);
     session.attachment = name;
-    this.log?.(`+ ${name} joined from ${session.remoteAddress} (${this.members.size} in the room)`);
-    // The joiner learns its (possibly numbered) name and who is here before anyone's notice, its own included.
-    this.sendTo(session, { type: 'members', you: name, names: this.names(), maxTextLength: MAX_TEXT_LENGTH });
-    this.publish({ type: 'joined', name, time: Date.now() });
+    this.log?.(`+ ${name} joined from ${session.remoteAddress} (${this.members.size} here)`);
+    // The joiner learns its (possibly numbered) name, who is here and where it is before anyone's notice, its own
+    // included.
+    this.sendTo(session, { type: 'members', you: name, names: this.names(), maxTextLength: MAX_TEXT_LENGTH, instance: this.instance });
+    this.publish({ type: 'joined', name, time: Date.now(), instance: this.instance, ...(owner === undefined ? {} : { owner }) });
   }
 
   private say(session: WebSocketSession, raw: unknown): void {
-    const name = this.members.get(session);
-    if (name === undefined) return this.refuse(session, 'not-joined', 'Join the room before sending messages.');
+    const member = this.members.get(session);
+    if (member === undefined) return this.refuse(session, 'not-joined', 'Join the room before sending messages.');
     if (typeof raw !== 'string') return this.refuse(session, 'bad-message', 'A message needs a text.');
     const text = sanitizeText(raw);
     if (text === '') return this.refuse(session, 'empty', 'An empty message was not sent.');
@@ -262,23 +431,201 @@ export class ChatRoom implements WebSocketListener {
     if (length > MAX_TEXT_LENGTH) {
       return this.refuse(session, 'too-long', `Message not sent: it is over ${MAX_TEXT_LENGTH} characters (${[...text].length}).`);
     }
-    this.publish({ type: 'message', name, text, time: Date.now() });
+    this.publish({ type: 'message', name: member.name, text, time: Date.now() });
+  }
+
+  private memberCount(): number {
+    let count = this.members.size;
+    for (const other of this.others.values()) count += other.members.size;
+    return count;
+  }
+
+  /**
+   * Who holds a name key: 'free', 'mine' (held by the same page, `owner`), or 'taken'. The same page may hold it
+   * here (a connection this instance has not seen die yet) or on another instance (the page came back through the
+   * load balancer to this one while its old instance is gone or has not noticed).
+   */
+  private holder(key: string, owner: string | undefined): 'free' | 'mine' | 'taken' {
+    let mine = false;
+    for (const member of this.members.values()) {
+      if (member.key !== key) continue;
+      if (owner === undefined || member.owner !== owner) return 'taken';
+      mine = true;
+    }
+    for (const other of this.others.values()) {
+      const member = other.members.get(key);
+      if (member === undefined) continue;
+      if (owner === undefined || member.owner !== owner) return 'taken';
+      mine = true;
+    }
+    return mine ? 'mine' : 'free';
   }
 
   /** `wanted`, or `wanted (2)`, `wanted (3)`... (shortened to fit) for the first free one; bounded tries. */
-  private uniqueName(wanted: string): string | undefined {
-    if (!this.taken.has(nameKey(wanted))) return wanted;
+  private uniqueName(wanted: string, owner: string | undefined): string | undefined {
+    if (this.holder(nameKey(wanted), owner) !== 'taken') return wanted;
     for (let n = 2; n < 100; n++) {
       const suffix = ` (${n})`;
       const candidate = truncate(wanted, MAX_NAME_LENGTH - suffix.length).trimEnd() + suffix;
-      if (!this.taken.has(nameKey(candidate))) return candidate;
+      if (this.holder(nameKey(candidate), owner) !== 'taken') return candidate;
     }
     return undefined;
   }
 
-  /** One encoding for every member (quay's broadcast encodes the frame once). */
+  /**
+   * The same page takes its name back: a stale local membership is ended quietly (no `left`: the name stays in the
+   * room) and other instances' entries are forgotten (they do the same when they see this `joined`).
+   */
+  private takeOver(key: string, owner: string | undefined): void {
+    if (owner === undefined) return;
+    for (const [session, member] of this.members) {
+      if (member.key === key && member.owner === owner) {
+        this.members.delete(session);
+        session.terminate();
+      }
+    }
+    for (const other of this.others.values()) {
+      if (other.members.get(key)?.owner === owner) other.members.delete(key);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------- other instances
+
+  /**
+   * A message another instance published (the {@link RoomBroker} shows it to the room before the PubSub delivers
+   * it to the members): keeps the list of the others' members. `joined` and `left` come on the room's topic (the
+   * pages get them too); `hello`, `presence` and `bye` on the presence topic (no page is in it).
+   */
+  observe(topic: string, payload: Buffer): void {
+    if (this.closed || (topic !== ROOM_TOPIC && topic !== PRESENCE_TOPIC)) return;
+    // Chat lines are most of the traffic and say nothing about membership: not parsed (the room writes the type
+    // first, see publish).
+    if (MESSAGE_PREFIX.compare(payload, 0, MESSAGE_PREFIX.length) === 0) return;
+    let message: PeerMessage;
+    try {
+      message = JSON.parse(payload.toString('utf8')) as PeerMessage;
+    } catch {
+      return;
+    }
+    if (message === null || typeof message !== 'object' || typeof message.instance !== 'string' || message.instance === this.instance) return;
+    const from = message.instance;
+    switch (message.type) {
+      case 'joined': {
+        const name = sanitizeName(message.name);
+        if (name === undefined) return;
+        const key = nameKey(name);
+        const owner = typeof message.owner === 'string' ? message.owner : undefined;
+        // The name moved there: forget it elsewhere; a stale connection of the same page here is ended quietly.
+        this.takeOver(key, owner);
+        for (const [instance, other] of this.others) if (instance !== from) other.members.delete(key);
+        this.instanceOf(from)?.members.set(key, { name, owner });
+        return;
+      }
+      case 'left': {
+        const name = sanitizeName(message.name);
+        if (name !== undefined) this.others.get(from)?.members.delete(nameKey(name));
+        return;
+      }
+      case 'hello':
+        this.instanceOf(from);
+        this.announce('presence');
+        return;
+      case 'presence':
+        if (Array.isArray(message.members)) this.replace(from, message.members);
+        return;
+      case 'bye': {
+        const gone = this.others.get(from);
+        this.others.delete(from);
+        if (gone !== undefined) this.vanished(gone.members);
+        return;
+      }
+      default:
+        return; // a newer instance: ignore what this one does not know
+    }
+  }
+
+  /** The entry of another instance (made when first heard of), marked as heard of now; undefined past the bound. */
+  private instanceOf(name: string): RemoteInstance | undefined {
+    let other = this.others.get(name);
+    if (other === undefined) {
+      if (this.others.size >= MAX_INSTANCES) return undefined;
+      other = { members: new Map(), seen: Date.now() };
+      this.others.set(name, other);
+    }
+    other.seen = Date.now();
+    return other;
+  }
+
+  /**
+   * An instance's full list: replaces what this one knew. Names that appear or vanish without their
+   * `joined`/`left` having come (lost while the broker was down) are told to this instance's members.
+   */
+  private replace(from: string, list: readonly unknown[]): void {
+    const other = this.instanceOf(from);
+    if (other === undefined) return;
+    const previous = other.members;
+    const next = new Map<string, RemoteMember>();
+    for (const entry of list.slice(0, this.maxMembers)) {
+      const { name: raw, owner } = (entry ?? {}) as { name?: unknown; owner?: unknown };
+      const name = sanitizeName(raw);
+      if (name !== undefined) next.set(nameKey(name), { name, owner: typeof owner === 'string' ? owner : undefined });
+    }
+    other.members = next;
+    const now = Date.now();
+    for (const [key, member] of next) {
+      if (!previous.has(key) && !this.heldOutside(key, from)) this.notify({ type: 'joined', name: member.name, time: now });
+    }
+    const gone = new Map([...previous].filter(([key]) => !next.has(key)));
+    this.vanished(gone);
+  }
+
+  /** Members of another instance that are gone: a `left` for each name nobody else holds. */
+  private vanished(gone: ReadonlyMap<string, RemoteMember>): void {
+    const now = Date.now();
+    for (const [key, member] of gone) {
+      if (!this.heldOutside(key, undefined)) this.notify({ type: 'left', name: member.name, time: now });
+    }
+  }
+
+  /** True when a member here, or of an instance other than `except`, has that name key. */
+  private heldOutside(key: string, except: string | undefined): boolean {
+    for (const member of this.members.values()) if (member.key === key) return true;
+    for (const [instance, other] of this.others) if (instance !== except && other.members.has(key)) return true;
+    return false;
+  }
+
+  /** Every interval: this instance's list to the others, and the others not heard of for 3 intervals are gone. */
+  private tick(): void {
+    this.announce('presence');
+    const limit = Date.now() - 3 * this.presenceIntervalMs;
+    for (const [instance, other] of this.others) {
+      if (other.seen >= limit) continue;
+      this.others.delete(instance);
+      this.log?.(`instance ${instance} is silent: its ${other.members.size} member(s) left`);
+      this.vanished(other.members);
+    }
+  }
+
+  private announce(type: 'hello' | 'presence' | 'bye'): void {
+    const message: PeerMessage =
+      type === 'presence'
+        ? { type, instance: this.instance, members: [...this.members.values()].map(({ name, owner }) => (owner === undefined ? { name } : { name, owner })) }
+        : { type, instance: this.instance };
+    // Safe to ignore: while the broker is down the next announcement repairs what this one would have said.
+    void this.presence.publish(JSON.stringify(message)).catch(() => {});
+  }
+
+  // -------------------------------------------------------------------------------------- sending
+
+  /** To every member of every instance: one encoding here, one envelope to the others (PubSub). */
   private publish(message: ServerMessage): void {
-    broadcast(this.members.keys(), JSON.stringify(message));
+    // A remote failure (the broker down) is counted by the PubSub; this instance's members got it all the same.
+    void this.topic.publish(JSON.stringify(message)).catch(() => {});
+  }
+
+  /** To this instance's members only (what each instance concludes by itself about the others). */
+  private notify(message: ServerMessage): void {
+    broadcast(this.topic.members, JSON.stringify(message));
   }
 
   private sendTo(session: WebSocketSession, message: ServerMessage): void {
@@ -289,6 +636,82 @@ export class ChatRoom implements WebSocketListener {
   /** A refusal is a message, not a disconnect: the page shows it and the member stays. */
   private refuse(session: WebSocketSession, code: ChatErrorCode, message: string): void {
     this.sendTo(session, { type: 'error', code, message });
+  }
+}
+
+/** What instances tell each other (on the presence topic; `joined`/`left` on the room's topic). */
+type PeerMessage = {
+  type: string;
+  instance: string;
+  name?: unknown;
+  owner?: unknown;
+  members?: unknown;
+};
+
+/**
+ * The page's random id (the join's `client`, at most 64 characters) as a short hash: what `joined` carries so
+ * that other instances recognize the same page, without showing the id itself to everyone.
+ */
+function ownerOf(client: unknown): string | undefined {
+  if (typeof client !== 'string' || client === '' || client.length > 64) return undefined;
+  return createHash('sha256').update(client).digest('base64url').slice(0, 16);
+}
+
+/**
+ * The broker the room's PubSub is given: the real one (cluster IPC or Redis), through which the room also sees
+ * what the other instances publish. A PubSub delivers remote messages to its sessions only; the room needs to read
+ * the others' `joined`/`left` and presence to keep its list of names, so this broker shows each envelope from
+ * another process to the room before handing it to the PubSub.
+ */
+export class RoomBroker implements Broker {
+  private room: ChatRoom | undefined;
+  private origin = -1;
+
+  constructor(readonly inner: Broker) {}
+
+  get state(): BrokerState {
+    return this.inner.state;
+  }
+
+  /** @internal The room that reads the others' messages (ChatRoom's constructor). */
+  observe(room: ChatRoom): void {
+    this.room = room;
+    this.origin = room.pubsub.origin;
+  }
+
+  open(sink: EnvelopeSink): void {
+    this.inner.open((envelope: Buffer) => {
+      const room = this.room;
+      if (room !== undefined) {
+        try {
+          const decoded = decodeEnvelope(envelope);
+          if (decoded.origin !== this.origin) room.observe(decoded.topic, decoded.payload);
+        } catch {
+          // Not ours to judge: the PubSub counts invalid envelopes.
+        }
+      }
+      sink(envelope);
+    });
+  }
+
+  subscribe(topic: string): Promise<void> {
+    return this.inner.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): Promise<void> {
+    return this.inner.unsubscribe(topic);
+  }
+
+  publish(topic: string, envelope: Buffer): Promise<void> {
+    return this.inner.publish(topic, envelope);
+  }
+
+  stats(): BrokerStats {
+    return this.inner.stats();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }
 
@@ -304,6 +727,11 @@ export interface ChatServerOptions {
   publicDir?: string;
   /** Keepalive ping interval in ms (see WebSocketSessionOptions.pingIntervalMs). Default 25 000. */
   pingIntervalMs?: number;
+  /**
+   * The idle sweep's period (ServerOptions.idleTickMs): pings go out between `pingIntervalMs` and
+   * `pingIntervalMs + idleTickMs` after the last traffic. Default 1000.
+   */
+  idleTickMs?: number;
   /** Members at most. Default 1000. */
   maxMembers?: number;
   /** Told of joins, leaves and server errors. Default: silent but for handler errors (console.error, rate-limited). */
@@ -313,6 +741,18 @@ export interface ChatServerOptions {
    * over https:). Default: plain http and ws.
    */
   tls?: ChatTlsOptions;
+  /**
+   * What links this instance's room to the other instances (other workers, other machines): a `ClusterBroker` or
+   * a `RedisBroker`. The room's PubSub gets it wrapped in a {@link RoomBroker}. Default: none (this process only).
+   */
+  broker?: Broker;
+  /**
+   * This instance's name: in the `X-Quay-Instance` header of every response, in GET /instance and in the
+   * `members` message. Default `host:port/pid`.
+   */
+  instance?: string;
+  /** See {@link ChatRoomOptions.presenceIntervalMs}. */
+  presenceIntervalMs?: number;
 }
 
 /** A certificate (chain) and its private key, PEM, as node:tls takes them. */
@@ -325,6 +765,8 @@ export interface ChatTlsOptions {
 export interface ChatServer {
   server: Server;
   room: ChatRoom;
+  /** This instance's name (see {@link ChatServerOptions.instance}). */
+  instance: string;
   /** The page's URL, e.g. `http://127.0.0.1:8080/` (or `https://...` with {@link ChatServerOptions.tls}). */
   url: string;
   /** Graceful stop: members get a close with 1001; whatever is left is closed after `graceMs`. */
@@ -351,7 +793,11 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     throw new Error(`chat: the page folder ${publicDir} is missing (or has no index.html); pass publicDir`);
   }
   const log = options.log;
-  const room = new ChatRoom({ ...(options.maxMembers === undefined ? {} : { maxMembers: options.maxMembers }), ...(log === undefined ? {} : { log }) });
+  // The room is made once the port is known (it is in the instance's default name); nothing is accepted before.
+  let room: ChatRoom | undefined;
+  let instance = options.instance ?? '';
+  /** The 101's extra header (set once the name is known). */
+  let identity: Readonly<Record<string, string>> = {};
 
   const chat = new WebSocketUpgradeHandler({
     subprotocols: [CHAT_PROTOCOL],
@@ -365,25 +811,48 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     // Cross-site WebSocket hijacking (RFC 6455 §10.2): a browser always sends Origin; only our own page may join.
     origins: sameOrigin,
     accept: (_request, offered) =>
-      offered.includes(CHAT_PROTOCOL)
-        ? { listener: room, protocol: CHAT_PROTOCOL }
-        : { status: 400, reason: `this endpoint speaks the "${CHAT_PROTOCOL}" subprotocol (Sec-WebSocket-Protocol)` },
+      room === undefined
+        ? { status: 503, reason: 'starting' }
+        : offered.includes(CHAT_PROTOCOL)
+          ? { listener: room, protocol: CHAT_PROTOCOL, headers: identity }
+          : { status: 400, reason: `this endpoint speaks the "${CHAT_PROTOCOL}" subprotocol (Sec-WebSocket-Protocol)` },
   });
   const files = new StaticHandler({ root: publicDir });
   const page = (request: Request, response: Response): Promise<boolean> => {
     for (const name in PAGE_HEADERS) response.setHeader(name, PAGE_HEADERS[name]!);
     return files.handle(request, response);
   };
+  // Which instance answered (behind a load balancer): on every response, the 101 included (see `identity`).
+  const identify = (_request: Request, response: Response): boolean => {
+    response.setHeader('X-Quay-Instance', instance);
+    return false; // declined: the next route answers
+  };
+  // GET /instance: who this is and what it knows (HAProxy's health check, and the tests, ask it).
+  const about = (_request: Request, response: Response): Promise<boolean> => {
+    if (room === undefined) return response.send(503, 'starting\n').then(() => true);
+    response.setHeader('Content-Type', 'application/json');
+    response.setHeader('Cache-Control', 'no-store');
+    const body = {
+      instance,
+      pid: process.pid,
+      members: room.localNames(),
+      names: room.names(),
+      instances: room.instances(),
+      pubsub: room.pubsub.stats(),
+    };
+    return response.send(200, `${JSON.stringify(body)}\n`).then(() => true);
+  };
 
   // Same path, two handlers: the upgrade handler declines a plain GET (returns false) and the router passes it on
   // to the page, as Jetty's demo servlet answered both on one URL.
-  const router = new Router().route('/', chat).route('/', page);
+  const router = new Router().route('/', identify).route('/instance', about, { methods: ['GET', 'HEAD'] }).route('/', chat).route('/', page);
   const reporter = new ErrorReporter(); // in proportion: one line per kind of error per second, with a count
   const server = new Server({
     port: options.port ?? 8080,
     host: options.host ?? '127.0.0.1',
     ...(options.tls === undefined ? {} : { tls: options.tls }),
     idleTimeoutMs: 30_000,
+    ...(options.idleTickMs === undefined ? {} : { idleTickMs: options.idleTickMs }),
     onError: (error: Error, context: ServerErrorContext) => {
       // Refused upgrades (a foreign origin, no `chat` subprotocol) and dropped peers are routine: told only to `log`.
       if (log !== undefined) log(`! ${context.kind}: ${error.message}`);
@@ -393,7 +862,27 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const address = await server.start();
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const scheme = options.tls === undefined ? 'http' : 'https';
-  return { server, room, url: `${scheme}://${host}:${address.port}/`, stop: (graceMs = 5_000) => server.stop(graceMs) };
+  if (instance === '') instance = `${hostname()}:${address.port}/${process.pid}`;
+  identity = { 'X-Quay-Instance': instance };
+  const pubsub = new PubSub(options.broker === undefined ? {} : { broker: new RoomBroker(options.broker) });
+  const made = new ChatRoom({
+    instance,
+    pubsub,
+    ...(options.maxMembers === undefined ? {} : { maxMembers: options.maxMembers }),
+    ...(options.presenceIntervalMs === undefined ? {} : { presenceIntervalMs: options.presenceIntervalMs }),
+    ...(log === undefined ? {} : { log }),
+  });
+  // Serve once the room hears the other instances (bounded: with the broker down at start, serve this instance
+  // alone and let the subscriptions come when it is back).
+  const subscribed = await Promise.race([made.ready.then(() => true, () => false), new Promise<boolean>((resolve) => setTimeout(resolve, 5_000, false).unref())]);
+  if (!subscribed) log?.('! the broker is not ready after 5 s: serving this instance alone until it is');
+  room = made;
+  const stop = async (graceMs = 5_000): Promise<void> => {
+    await server.stop(graceMs); // each member's `left` goes out as its session closes (1001)...
+    made.close(); // ...then `bye` (in order after them): the others forget this instance at once
+    await pubsub.close();
+  };
+  return { server, room: made, instance, url: `${scheme}://${host}:${address.port}/`, stop };
 }
 
 /**
@@ -439,6 +928,14 @@ export interface ChatCommand {
   host: string;
   /** `none`: http and ws; `self-signed`: a certificate made for the run; files: the user's own certificate. */
   tls: 'none' | 'self-signed' | { certFile: string; keyFile: string };
+  /** `--workers N`: the chat on N worker processes (node:cluster), their rooms linked through the IPC broker. */
+  workers?: number;
+  /** `--redis URL`: the rooms of every instance linked through Redis pub/sub (node-redis, a dev dependency). */
+  redis?: string;
+  /** `--instance NAME`: this instance's name (default `host:port/pid`; with --workers, `NAME/pid` per worker). */
+  instance?: string;
+  /** `--presence-interval MS`: see {@link ChatRoomOptions.presenceIntervalMs}. */
+  presenceIntervalMs?: number;
 }
 
 /** The usual ports: 8080 for http, 8443 for https (both unprivileged). */
@@ -451,13 +948,33 @@ const DEFAULT_TLS_PORT = 8443;
  * @throws ChatUsageError on an unknown flag, a bad port, or `--cert` without `--key` (or the reverse).
  */
 export function parseChatCommand(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChatCommand {
-  let values: { port?: string | undefined; host?: string | undefined; tls?: boolean | undefined; cert?: string | undefined; key?: string | undefined };
+  let values: {
+    port?: string | undefined;
+    host?: string | undefined;
+    tls?: boolean | undefined;
+    cert?: string | undefined;
+    key?: string | undefined;
+    workers?: string | undefined;
+    redis?: string | undefined;
+    instance?: string | undefined;
+    'presence-interval'?: string | undefined;
+  };
   let positionals: string[];
-  const usage = '(flags: --port N --host H --tls --cert FILE --key FILE)';
+  const usage = '(flags: --port N --host H --tls --cert FILE --key FILE --workers N --redis URL --instance NAME --presence-interval MS)';
   try {
     ({ values, positionals } = parseArgs({
       args: [...args],
-      options: { port: { type: 'string' }, host: { type: 'string' }, tls: { type: 'boolean' }, cert: { type: 'string' }, key: { type: 'string' } },
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        tls: { type: 'boolean' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        workers: { type: 'string' },
+        redis: { type: 'string' },
+        instance: { type: 'string' },
+        'presence-interval': { type: 'string' },
+      },
       strict: true,
       allowPositionals: true,
     }));
@@ -483,7 +1000,33 @@ export function parseChatCommand(args: readonly string[], env: NodeJS.ProcessEnv
   const rawPort = values.port ?? env['PORT'] ?? npmPort;
   const port = rawPort === undefined || rawPort === '' ? (tls === 'none' ? DEFAULT_PORT : DEFAULT_TLS_PORT) : Number(rawPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ChatUsageError(`chat: bad port ${JSON.stringify(rawPort)} (0 to 65535; 0 picks a free one)`);
-  return { port, host: values.host ?? env['HOST'] ?? '127.0.0.1', tls };
+  const command: ChatCommand = { port, host: values.host ?? env['HOST'] ?? '127.0.0.1', tls };
+  if (values.workers !== undefined) {
+    const workers = Number(values.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ChatUsageError(`chat: bad --workers ${JSON.stringify(values.workers)} (1 to 64)`);
+    command.workers = workers;
+  }
+  if (values.redis !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(values.redis);
+    } catch {
+      throw new ChatUsageError(`chat: bad --redis ${JSON.stringify(values.redis)} (a URL: redis://host:port)`);
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ChatUsageError(`chat: bad --redis ${JSON.stringify(values.redis)} (redis:// or rediss://)`);
+    command.redis = values.redis;
+  }
+  if (values.instance !== undefined) {
+    // It goes into a response header: printable ASCII without spaces (RFC 9110 §5.5), and short.
+    if (!/^[\x21-\x7e]{1,100}$/.test(values.instance)) throw new ChatUsageError(`chat: bad --instance ${JSON.stringify(values.instance)} (1 to 100 printable ASCII characters, no spaces)`);
+    command.instance = values.instance;
+  }
+  if (values['presence-interval'] !== undefined) {
+    const ms = Number(values['presence-interval']);
+    if (!Number.isInteger(ms) || ms < 50 || ms > 600_000) throw new ChatUsageError(`chat: bad --presence-interval ${JSON.stringify(values['presence-interval'])} (50 to 600000 ms)`);
+    command.presenceIntervalMs = ms;
+  }
+  return command;
 }
 
 /** The certificate to serve and what to say about it. */
@@ -548,16 +1091,102 @@ function readPem(flag: string, file: string): string {
 export const OPENSSL_MISSING_MESSAGE =
   'chat: --tls makes a certificate with the openssl command, which is not installed: install it (Debian: apt-get install openssl) or pass your own with --cert FILE --key FILE';
 
+/** What `--redis` could not do: the message says what to change (one line, exit status 1). */
+export class ChatRedisError extends Error {
+  override readonly name = 'ChatRedisError';
+  readonly code = 'CHAT_REDIS';
+}
+
+/** How long `--redis` waits for Redis at start before giving up with a clear message. */
+const REDIS_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * A RedisBroker on node-redis clients made from `url`: a publisher and its duplicate for the subscriptions. The
+ * `redis` package is a dev dependency of quay (quay itself depends on nothing): it is imported only here, when
+ * --redis is given. While Redis is down the clients reconnect (every 0.1 s to 2 s) and the room goes on in this
+ * instance; the broker fails remote publishes fast and re-subscribes when Redis is back.
+ * @throws ChatRedisError when the package is not installed or Redis does not answer within 5 s.
+ */
+export async function redisBroker(url: string, log: (line: string) => void): Promise<{ broker: Broker; close(): Promise<void> }> {
+  let redis: typeof import('redis');
+  try {
+    redis = await import('redis');
+  } catch (error) {
+    throw new ChatRedisError(`chat: --redis needs the node-redis package, which is not installed (npm install redis; it is a dev dependency of quay): ${(error as Error).message}`, { cause: error });
+  }
+  const publisher = redis.createClient({
+    url,
+    // No offline queue: a command while Redis is down fails at once rather than piling up (the broker counts it).
+    disableOfflineQueue: true,
+    socket: { connectTimeout: REDIS_CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2_000) },
+  });
+  let lastError = '';
+  const onError = (error: Error): void => {
+    if (error.message !== lastError) log(`! redis: ${error.message}`); // once per kind, not once per retry
+    lastError = error.message;
+  };
+  publisher.on('error', onError);
+  const connected = publisher.connect().then(() => true, () => false);
+  const timer = new Promise<boolean>((resolve) => setTimeout(resolve, REDIS_CONNECT_TIMEOUT_MS, false).unref());
+  if (!(await Promise.race([connected, timer]))) {
+    publisher.destroy();
+    throw new ChatRedisError(`chat: no answer from Redis at ${url} within ${REDIS_CONNECT_TIMEOUT_MS / 1000} s (${lastError || 'no error'}): is redis-server running?`);
+  }
+  lastError = '';
+  const broker = new RedisBroker({ publisher, subscriber: publisher.duplicate(), onError });
+  return {
+    broker,
+    close: async () => {
+      // The broker closes the subscriber (PubSub.close); the publisher is ours. Its last PUBLISHes (the members'
+      // `left`, the instance's `bye`) are sent first; bounded, for a Redis that is down.
+      const closed = publisher.close().then(() => true, () => false);
+      const late = new Promise<boolean>((resolve) => setTimeout(resolve, 2_000, false).unref());
+      if (!(await Promise.race([closed, late]))) publisher.destroy();
+    },
+  };
+}
+
+/** The certificate made by the primary, handed to the workers (every worker serves the same one). */
+const TLS_ENV_CERT = 'QUAY_CHAT_TLS_CERT';
+const TLS_ENV_KEY = 'QUAY_CHAT_TLS_KEY';
+
+/** Starts one instance (the whole chat, or one worker's): its broker, its room, its server. */
+async function startInstance(command: ChatCommand, tls: ChatTlsOptions | undefined, inWorker: boolean): Promise<ChatServer & { closeBroker(): Promise<void> }> {
+  const log = (line: string): void => console.log(inWorker ? `[${process.pid}] ${line}` : line);
+  let broker: Broker | undefined;
+  let closeBroker = async (): Promise<void> => {};
+  if (command.redis !== undefined) {
+    // With --workers too, every worker talks to Redis: it reaches the other workers and the other machines alike.
+    ({ broker, close: closeBroker } = await redisBroker(command.redis, log));
+  } else if (inWorker) {
+    broker = new ClusterBroker();
+  }
+  const instance = command.instance === undefined ? undefined : inWorker ? `${command.instance}/${process.pid}` : command.instance;
+  try {
+    const chat = await startChatServer({
+      port: command.port,
+      host: command.host,
+      log,
+      ...(tls === undefined ? {} : { tls }),
+      ...(broker === undefined ? {} : { broker }),
+      ...(instance === undefined ? {} : { instance }),
+      ...(command.presenceIntervalMs === undefined ? {} : { presenceIntervalMs: command.presenceIntervalMs }),
+    });
+    return { ...chat, closeBroker };
+  } catch (error) {
+    await closeBroker();
+    throw error;
+  }
+}
+
 async function main(): Promise<void> {
   const command = parseChatCommand(process.argv.slice(2), process.env);
+  if (command.workers !== undefined) return mainCluster(command, command.workers);
   const certificate = chatCertificate(command);
-  const chat = await startChatServer({
-    port: command.port,
-    host: command.host,
-    log: (line) => console.log(line),
-    ...(certificate === undefined ? {} : { tls: certificate.tls }),
-  });
+  const chat = await startInstance(command, certificate?.tls, false);
+  const via = command.redis === undefined ? '' : `, linked through Redis at ${command.redis}`;
   console.log(`quay chat: ${chat.url} (open it in two browser tabs; Ctrl-C to stop)`);
+  console.log(`  instance ${chat.instance}${via}`);
   if (certificate !== undefined) console.log(`  ${certificate.description}`);
   if (certificate?.warning !== undefined) console.log(`  ${certificate.warning}`);
   let stopping = false;
@@ -568,7 +1197,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     console.log(`\n${signal}: closing the room (members get 1001)...`);
-    chat.stop(5_000).then(
+    chat.stop(5_000).then(chat.closeBroker).then(
       () => process.exit(0),
       (error: unknown) => {
         console.error(error);
@@ -578,6 +1207,46 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+/**
+ * `--workers N`: this same file runs in the primary (which supervises: a worker that dies is replaced, Ctrl-C
+ * stops them all with 1001 to their members, SIGHUP restarts them one at a time) and in each worker (one chat
+ * instance each, on the shared port). The primary makes the certificate, if any, so that every worker serves the
+ * same one.
+ */
+async function mainCluster(command: ChatCommand, workers: number): Promise<void> {
+  const inWorker = cluster.isWorker;
+  let certificate: ChatCertificate | undefined;
+  let tls: ChatTlsOptions | undefined;
+  if (!inWorker) {
+    certificate = chatCertificate(command);
+    tls = certificate?.tls;
+  } else if (process.env[TLS_ENV_CERT] !== undefined && process.env[TLS_ENV_KEY] !== undefined) {
+    tls = { cert: process.env[TLS_ENV_CERT], key: process.env[TLS_ENV_KEY] };
+  }
+  const role = await runCluster(
+    async () => {
+      const chat = await startInstance(command, tls, true);
+      console.log(`quay chat worker ${process.pid}: ${chat.url} instance ${chat.instance}`);
+      return {
+        stop: (graceMs?: number) => chat.stop(graceMs).then(chat.closeBroker),
+        stats: () => ({ members: chat.room.localNames().length, connections: chat.room.connectionCount }),
+      };
+    },
+    {
+      workers,
+      stopGraceMs: 5_000,
+      ...(tls === undefined ? {} : { env: { [TLS_ENV_CERT]: String(tls.cert), [TLS_ENV_KEY]: String(tls.key) } }),
+    },
+  );
+  if (role.primary !== undefined) {
+    // The workers printed their URL (with --port 0 only they know the port: they share the one the first got).
+    const via = command.redis === undefined ? 'the cluster\'s IPC channel' : `Redis at ${command.redis}`;
+    console.log(`quay chat: ${workers} workers ready, linked through ${via} (Ctrl-C to stop)`);
+    if (certificate !== undefined) console.log(`  ${certificate.description}`);
+    if (certificate?.warning !== undefined) console.log(`  ${certificate.warning}`);
+  }
 }
 
 /** True when this file is the program (`node dist/examples/chat/server.js`), not an import (the browser test). */

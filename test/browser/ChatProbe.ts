@@ -62,6 +62,24 @@ export class ChatProbe implements WebSocketListener {
     });
   }
 
+  /**
+   * The first message of `type` for which `test` holds, skipping (and dropping) the others of that type: for a
+   * member that also receives messages a test does not wait for. Bounded: at most 1000 messages, `timeoutMs`.
+   */
+  async nextWhere(type: string, test: (message: Received) => boolean, timeoutMs = 5000): Promise<Received> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; i < 1000; i++) {
+      const message = await this.next(type, Math.max(1, deadline - Date.now()));
+      if (test(message)) return message;
+    }
+    throw new Error(`no matching '${type}' message in 1000`);
+  }
+
+  /** Forgets the messages received and not taken. */
+  clear(): void {
+    this.inbox.length = 0;
+  }
+
   /** Messages received and not taken by `next`. */
   get pending(): readonly Received[] {
     return this.inbox;

@@ -10,7 +10,6 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
@@ -37,9 +36,14 @@ import {
 } from '../../examples/chat/server.js';
 import type { ChatServer, ChatTlsOptions } from '../../examples/chat/server.js';
 import { hasOpenssl, testCertificates } from '../../examples/certificates.js';
+import { ensureChatBuilt, runCli } from '../support/chatCli.js';
+import { freePort } from '../../perf/services/RedisServerProcess.js';
 import { ChatProbe } from './ChatProbe.js';
 import type { Received } from './ChatProbe.js';
 import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
+
+// Chromium, child processes and TLS on a small shared machine: more than tap's default 120 s when it is loaded.
+t.setTimeout(300_000);
 
 /** Playwright's waits: long enough for a loaded CI machine, short enough that a failure is quick. */
 const WAIT_MS = 5_000;
@@ -76,60 +80,6 @@ function httpsFetch(url: string, ca: string | undefined): Promise<{ status: numb
     request.setTimeout(5_000, () => request.destroy(new Error('no answer within 5 s')));
     request.on('error', reject);
   });
-}
-
-/** The chat's command line (the .ts, through tap's TypeScript loader) as `npm start -- ...args` runs it. */
-const CLI = fileURLToPath(new URL('../../examples/chat/server.ts', import.meta.url));
-
-interface CliRun {
-  /** Resolves with the first stdout line that matches, or rejects when the process ends first. */
-  line(pattern: RegExp): Promise<string>;
-  /** Exit code (or the signal's name) once the process has ended. */
-  exited: Promise<number | string>;
-  stdout: () => string;
-  stderr: () => string;
-  stop(): void;
-}
-
-/** Starts the CLI; stopped by its PID at teardown if still running. Bounded: killed after 30 s whatever happens. */
-function runCli(t: Test, args: readonly string[], env: NodeJS.ProcessEnv = process.env): CliRun {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const watchers = new Set<() => void>();
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-    for (const watch of watchers) watch();
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  void exited.then(() => clearTimeout(guard));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  return {
-    line: (pattern) =>
-      new Promise((resolve, reject) => {
-        const watch = (): void => {
-          const match = out.split('\n').find((l) => pattern.test(l));
-          if (match === undefined) return;
-          watchers.delete(watch);
-          resolve(match);
-        };
-        watchers.add(watch);
-        watch();
-        void exited.then((code) => {
-          watchers.delete(watch);
-          reject(new Error(`the chat ended (${code}) before printing ${pattern}; stdout: ${out} stderr: ${err}`));
-        });
-      }),
-    exited,
-    stdout: () => out,
-    stderr: () => err,
-    stop: () => child.kill('SIGTERM'),
-  };
 }
 
 // ------------------------------------------------------------------------------------------------ no browser
@@ -241,6 +191,17 @@ t.test('the command line: --tls, --cert/--key, ports', async (t) => {
   t.throws(() => parseChatCommand(['--port', '70000']), ChatUsageError);
   t.throws(() => parseChatCommand(['--tsl']), { code: 'CHAT_USAGE', message: /--tsl/ });
   t.equal(chatCertificate(parseChatCommand([])), undefined, 'no certificate without TLS');
+  t.same(
+    parseChatCommand(['--workers', '2', '--redis', 'redis://127.0.0.1:6379', '--instance', 'eu-1', '--presence-interval', '1000']),
+    { port: 8080, host: '127.0.0.1', tls: 'none', workers: 2, redis: 'redis://127.0.0.1:6379', instance: 'eu-1', presenceIntervalMs: 1000 },
+    'scale-out flags',
+  );
+  t.throws(() => parseChatCommand(['--workers', '0']), { code: 'CHAT_USAGE', message: /bad --workers "0"/ });
+  t.throws(() => parseChatCommand(['--workers', 'two']), { code: 'CHAT_USAGE', message: /bad --workers/ });
+  t.throws(() => parseChatCommand(['--redis', 'http://127.0.0.1:6379']), { code: 'CHAT_USAGE', message: /redis:\/\/ or rediss:\/\// });
+  t.throws(() => parseChatCommand(['--redis', 'not a url']), { code: 'CHAT_USAGE', message: /bad --redis/ });
+  t.throws(() => parseChatCommand(['--instance', 'two words']), { code: 'CHAT_USAGE', message: /bad --instance/ }, 'it goes into a header');
+  t.throws(() => parseChatCommand(['--presence-interval', '10']), { code: 'CHAT_USAGE', message: /50 to 600000 ms/ });
 });
 
 t.test('certificates for --tls: from files (checked against their key) or made for the run', { skip: OPENSSL_SKIP }, async (t) => {
@@ -334,7 +295,8 @@ t.test('over TLS: the page over https, the chat over wss on the same port', { sk
 });
 
 t.test('npm start -- --tls: the chat over https on a free port, stopped by its PID', { skip: OPENSSL_SKIP }, async (t) => {
-  const cli = runCli(t, ['--tls', '--port', '0']);
+  await ensureChatBuilt(); // the compiled chat, as `npm start` runs it (tap's TypeScript loader is slow to start)
+  const cli = runCli(t, ['--tls', '--port', '0'], process.env, 60_000, true);
   const url = (await cli.line(/^quay chat: /)).match(/https:\/\/127\.0\.0\.1:\d+\//)?.[0];
   t.ok(url, `prints the https URL: ${cli.stdout().split('\n')[0]}`);
   const fingerprint = (await cli.line(/^ {2}certificate: /)).match(/SHA-256 ([0-9A-F:]+)/)?.[1];
@@ -347,9 +309,19 @@ t.test('npm start -- --tls: the chat over https on a free port, stopped by its P
   t.equal(await cli.exited, 0, 'SIGTERM closes the room and exits 0');
 });
 
+t.test('npm start -- --redis with no Redis there: one line says so, exit 1', async (t) => {
+  const port = await freePort();
+  await ensureChatBuilt();
+  const cli = runCli(t, ['--port', '0', '--redis', `redis://127.0.0.1:${port}`], process.env, 60_000, true);
+  t.equal(await cli.exited, 1);
+  t.match(cli.stderr(), new RegExp(`^chat: no answer from Redis at redis://127\\.0\\.0\\.1:${port} within 5 s \\(.*ECONNREFUSED.*\\): is redis-server running\\?\\n$`), 'one line, no stack');
+  t.equal(cli.stdout().split('\n').filter((l) => l.startsWith('quay chat:')).length, 0, 'nothing served');
+});
+
 t.test('npm start -- --tls without openssl: one line says what to do', async (t) => {
   // An empty PATH hides the openssl command (node is started by its absolute path).
-  const cli = runCli(t, ['--tls', '--port', '0'], { ...process.env, PATH: '' });
+  await ensureChatBuilt();
+  const cli = runCli(t, ['--tls', '--port', '0'], { ...process.env, PATH: '' }, 60_000, true);
   t.equal(await cli.exited, 1);
   t.equal(cli.stderr(), `${OPENSSL_MISSING_MESSAGE}\n`, 'exactly one line, no stack');
   t.match(OPENSSL_MISSING_MESSAGE, /install it .*openssl.* or pass your own with --cert FILE --key FILE/);

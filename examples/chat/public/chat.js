@@ -18,6 +18,13 @@ const MAX_WIRE_CHARS = 60_000;
 /** Messages kept on the page; older ones are removed so that a long session stays light. */
 const MAX_ITEMS = 500;
 const NAME_KEY = 'quay-chat-name';
+/**
+ * This page's random id, sent with every join (also after a reconnect): behind a load balancer the page may come
+ * back on another instance before the old one noticed it was gone, and the id tells the room it is the same page
+ * taking its name back, not somebody else wanting it. In memory only: another tab is another member.
+ */
+const CLIENT_ID = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+// (not crypto.randomUUID(): it exists only in secure contexts, and the demo may be served over plain http)
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const statusEl = $('status');
@@ -29,6 +36,7 @@ const chatSection = $('chat');
 const messagesEl = $('messages');
 const memberList = $('member-list');
 const memberCount = $('member-count');
+const instanceEl = $('instance');
 const sendForm = /** @type {HTMLFormElement} */ ($('send-form'));
 const textInput = /** @type {HTMLInputElement} */ ($('text'));
 
@@ -74,7 +82,7 @@ function connect() {
   ws.addEventListener('open', () => {
     if (socket !== ws) return;
     setState('connected');
-    if (wantedName !== null) send({ type: 'join', name: wantedName });
+    if (wantedName !== null) send({ type: 'join', name: wantedName, client: CLIENT_ID });
     else attempt = 0; // nothing to rejoin: the connection itself is the success
   });
   ws.addEventListener('message', (event) => {
@@ -176,6 +184,9 @@ function receive(message) {
       memberList.textContent = '';
       members.clear();
       for (const name of message.names) addMember(String(name));
+      // Which server instance this page is on (several may run behind a load balancer).
+      instanceEl.textContent = typeof message.instance === 'string' ? `on ${message.instance}` : '';
+      instanceEl.dataset.instance = typeof message.instance === 'string' ? message.instance : '';
       showChat();
       setState('connected');
       if (recovering) {
@@ -317,7 +328,7 @@ joinForm.addEventListener('submit', (event) => {
   } catch {
     // storage disabled: the name is only remembered for this page
   }
-  if (!send({ type: 'join', name })) {
+  if (!send({ type: 'join', name, client: CLIENT_ID })) {
     joinError.textContent = 'Not connected yet: you will join as soon as the connection is up.';
     joinError.hidden = false;
   }
