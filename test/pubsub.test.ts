@@ -292,6 +292,38 @@ t.test('remote path: messages cross, own echoes are dropped, every member gets o
   t.equal(p2.stats().unrouted, 1);
 });
 
+t.test('onRemote: server code sees the other processes\' messages (not its own), before the members; a listener that throws is counted and reported', async (t) => {
+  const bus = new MemoryBus();
+  const errors: Error[] = [];
+  const [p1, p2] = [new PubSub({ broker: new MemoryBroker(bus) }), new PubSub({ broker: new MemoryBroker(bus), onError: (e) => errors.push(e) })];
+  t.teardown(() => Promise.all([p1.close(), p2.close()]));
+  const [r1, r2] = [p1.topic('room'), p2.topic('room')];
+  await Promise.all([r1.ready, r2.ready]);
+  const seen1: string[] = [];
+  const seen2: string[] = [];
+  const b = member();
+  r2.join(b.session);
+  r1.onRemote = (payload, text) => seen1.push(`${text ? 'text' : 'binary'}:${payload.toString('hex')}`);
+  r2.onRemote = (payload, text) => {
+    seen2.push(`${text ? 'text' : 'binary'}:${payload.toString(text ? 'utf8' : 'hex')} members so far ${b.read().length}`);
+    if (payload.toString('utf8') === 'boom') throw new Error('listener failed');
+  };
+  await r1.publish('hello');
+  await r1.publish(Buffer.from([1, 2]));
+  await r1.publish('boom');
+  await r2.publish('from 2');
+  await settle();
+  t.same(seen2, ['text:hello members so far 0', 'binary:0102 members so far 0', 'text:boom members so far 0'], 'p2 saw p1\'s three, before its member got each');
+  t.same(seen1, ['text:' + Buffer.from('from 2').toString('hex')], 'p1 saw only p2\'s message: never its own');
+  t.match(p2.stats(), { received: 3, listenerErrors: 1 });
+  t.equal(errors.length, 1);
+  t.match(errors[0]!.message, 'listener failed');
+  r2.onRemote = undefined;
+  await r1.publish('unseen');
+  await settle();
+  t.equal(seen2.length, 3, 'a listener set to undefined is not called');
+});
+
 t.test('remote path: duplicates and older messages are dropped, gaps counted, invalid envelopes counted and reported', async (t) => {
   const bus = new MemoryBus();
   const errors: Error[] = [];

@@ -40,8 +40,8 @@
  *   last heard of). It learns them from the others' `joined`/`left` on the `chat` topic and from a presence
  *   message each instance publishes on the `chat.presence` topic (no page is in it) every presence interval
  *   (`--presence-interval`, default 5 s) with its full list; a new instance says `hello` and the others answer
- *   with their lists at once; a stopping instance says `bye`. The room sees the others' messages through
- *   RoomBroker, a broker wrapper (a PubSub hands remote messages to sessions only).
+ *   with their lists at once; a stopping instance says `bye`. The room reads the others' messages with each
+ *   topic's `onRemote` listener (called before the PubSub delivers them to this instance's members).
  * - An instance not heard of for 3 intervals (killed, cut off) is presumed gone: each other instance removes its
  *   members and tells its own pages they left. Names that appear or vanish in a presence list without their
  *   `joined`/`left` having come (lost while Redis was down) are told the same way.
@@ -72,12 +72,8 @@ import {
   ClusterBroker,
   RedisBroker,
   broadcast,
-  decodeEnvelope,
   runCluster,
   type Broker,
-  type BrokerState,
-  type BrokerStats,
-  type EnvelopeSink,
   type Request,
   type Response,
   type ServerErrorContext,
@@ -205,8 +201,8 @@ export interface ChatRoomOptions {
   /** Told of joins and leaves (the CLI prints them). */
   log?: (line: string) => void;
   /**
-   * The topics' hub. Its broker links this instance to the others (see {@link ChatRoom.observe}: it must be a
-   * {@link RoomBroker} so that the room sees the others' notices). Default: a PubSub of this process alone.
+   * The topics' hub. Its broker links this instance to the others (the room reads their notices with its topics'
+   * `onRemote`, see {@link ChatRoom.observe}). Default: a PubSub of this process alone.
    */
   pubsub?: PubSub;
   /** This instance's name, told to each joiner (`members.instance`). Default `host/pid`. */
@@ -284,16 +280,16 @@ export class ChatRoom implements WebSocketListener {
     this.presenceIntervalMs = options.presenceIntervalMs ?? DEFAULT_PRESENCE_INTERVAL_MS;
     this.topic = this.pubsub.topic(ROOM_TOPIC);
     this.presence = this.pubsub.topic(PRESENCE_TOPIC);
-    const broker = this.pubsub.broker;
-    if (broker instanceof RoomBroker) broker.observe(this);
-    if (broker !== undefined) {
+    this.topic.onRemote = (payload) => this.observe(ROOM_TOPIC, payload);
+    this.presence.onRemote = (payload) => this.observe(PRESENCE_TOPIC, payload);
+    if (this.pubsub.broker !== undefined) {
       // One timer per instance (not per member): the periodic announcement and the sweep of silent instances.
       this.timer = setInterval(() => this.tick(), this.presenceIntervalMs);
       this.timer.unref();
     }
     // Ask the others for their members (they answer with their presence), once our subscriptions are in place.
     this.ready = Promise.all([this.topic.ready, this.presence.ready]).then(() => {
-      if (broker === undefined || this.closed) return;
+      if (this.pubsub.broker === undefined || this.closed) return;
       this.announce('hello');
       this.announce('presence');
     });
@@ -492,7 +488,7 @@ export class ChatRoom implements WebSocketListener {
   // -------------------------------------------------------------------------------------- other instances
 
   /**
-   * A message another instance published (the {@link RoomBroker} shows it to the room before the PubSub delivers
+   * A message another instance published (a topic's `onRemote` shows it to the room before the PubSub delivers
    * it to the members): keeps the list of the others' members. `joined` and `left` come on the room's topic (the
    * pages get them too); `hello`, `presence` and `bye` on the presence topic (no page is in it).
    */
@@ -657,64 +653,6 @@ function ownerOf(client: unknown): string | undefined {
   return createHash('sha256').update(client).digest('base64url').slice(0, 16);
 }
 
-/**
- * The broker the room's PubSub is given: the real one (cluster IPC or Redis), through which the room also sees
- * what the other instances publish. A PubSub delivers remote messages to its sessions only; the room needs to read
- * the others' `joined`/`left` and presence to keep its list of names, so this broker shows each envelope from
- * another process to the room before handing it to the PubSub.
- */
-export class RoomBroker implements Broker {
-  private room: ChatRoom | undefined;
-  private origin = -1;
-
-  constructor(readonly inner: Broker) {}
-
-  get state(): BrokerState {
-    return this.inner.state;
-  }
-
-  /** @internal The room that reads the others' messages (ChatRoom's constructor). */
-  observe(room: ChatRoom): void {
-    this.room = room;
-    this.origin = room.pubsub.origin;
-  }
-
-  open(sink: EnvelopeSink): void {
-    this.inner.open((envelope: Buffer) => {
-      const room = this.room;
-      if (room !== undefined) {
-        try {
-          const decoded = decodeEnvelope(envelope);
-          if (decoded.origin !== this.origin) room.observe(decoded.topic, decoded.payload);
-        } catch {
-          // Not ours to judge: the PubSub counts invalid envelopes.
-        }
-      }
-      sink(envelope);
-    });
-  }
-
-  subscribe(topic: string): Promise<void> {
-    return this.inner.subscribe(topic);
-  }
-
-  unsubscribe(topic: string): Promise<void> {
-    return this.inner.unsubscribe(topic);
-  }
-
-  publish(topic: string, envelope: Buffer): Promise<void> {
-    return this.inner.publish(topic, envelope);
-  }
-
-  stats(): BrokerStats {
-    return this.inner.stats();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
 // ------------------------------------------------------------------------------------------------ the server
 
 /** Options of {@link startChatServer}. */
@@ -743,7 +681,7 @@ export interface ChatServerOptions {
   tls?: ChatTlsOptions;
   /**
    * What links this instance's room to the other instances (other workers, other machines): a `ClusterBroker` or
-   * a `RedisBroker`. The room's PubSub gets it wrapped in a {@link RoomBroker}. Default: none (this process only).
+   * a `RedisBroker`, given to the room's PubSub. Default: none (this process only).
    */
   broker?: Broker;
   /**
@@ -864,7 +802,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const scheme = options.tls === undefined ? 'http' : 'https';
   if (instance === '') instance = `${hostname()}:${address.port}/${process.pid}`;
   identity = { 'X-Quay-Instance': instance };
-  const pubsub = new PubSub(options.broker === undefined ? {} : { broker: new RoomBroker(options.broker) });
+  const pubsub = new PubSub(options.broker === undefined ? {} : { broker: options.broker });
   const made = new ChatRoom({
     instance,
     pubsub,

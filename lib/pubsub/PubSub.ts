@@ -51,6 +51,8 @@ export interface PubSubStats {
   unrouted: number;
   /** Publishes whose remote part failed (the Promise rejected with a `BrokerError`). */
   remoteFailures: number;
+  /** Calls of a topic's `onRemote` listener that threw (reported to `onError`; the members got the message). */
+  listenerErrors: number;
   /** The broker's own counters; undefined without a broker. */
   broker: BrokerStats | undefined;
 }
@@ -67,6 +69,7 @@ interface Counters {
   invalid: number;
   unrouted: number;
   remoteFailures: number;
+  listenerErrors: number;
 }
 
 /**
@@ -101,6 +104,7 @@ export class PubSub {
     invalid: 0,
     unrouted: 0,
     remoteFailures: 0,
+    listenerErrors: 0,
   };
   private lastErrorReport = 0;
   private closed = false;
@@ -265,6 +269,12 @@ export class PubSub {
   /** @internal */
   countDuplicate(): void {
     this.counters.duplicates++;
+  }
+
+  /** @internal A topic's `onRemote` listener threw: counted, reported (rate-limited), never into the broker. */
+  listenerFailed(error: unknown): void {
+    this.counters.listenerErrors++;
+    this.report(error instanceof Error ? error : new Error(String(error)));
   }
 
   /** @internal */

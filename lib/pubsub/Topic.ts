@@ -47,6 +47,16 @@ export class Topic {
   private readonly lastSequence = new Map<number, number>();
   private closed = false;
 
+  /**
+   * Server code's own view of what the other processes publish on this topic: called with each of their messages
+   * (after the duplicate check, before this process's members get it), with the payload as it came (a view, valid
+   * during the call) and whether it is a text message. For state that a process keeps about the others (a member
+   * list, a cache to invalidate) without being a session. A listener that throws is reported to the PubSub's
+   * `onError` (at most once a second) and counted in `stats().listenerErrors`; the members still get the message.
+   * Not called for this process's own publishes (they are not remote). Undefined: none (the default).
+   */
+  onRemote: ((payload: Buffer, text: boolean) => void) | undefined = undefined;
+
   /** @internal Made by PubSub.topic(). */
   constructor(hub: PubSub, name: string, nameBytes: Buffer, ready: Promise<void>, firstSequence: number) {
     this.hub = hub;
@@ -171,6 +181,14 @@ export class Topic {
       if (ahead > 1 && !envelope.first) hub.countLost(ahead - 1);
     }
     this.lastSequence.set(envelope.origin, envelope.sequence);
+    const listener = this.onRemote;
+    if (listener !== undefined) {
+      try {
+        listener(envelope.payload, envelope.opcode === 1);
+      } catch (e) {
+        hub.listenerFailed(e);
+      }
+    }
     hub.countReceived(broadcast(this.sessions, envelope.payload, envelope.opcode === 1 ? TEXT : undefined));
   }
 }
