@@ -99,3 +99,18 @@ export { WebSocketClient } from './websocket/WebSocketClient.js';
 export type { WebSocketClientOptions, WebSocketConnectOptions } from './websocket/WebSocketClient.js';
 export { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './websocket/HandshakeResponse.js';
 export type { HandshakeErrorCode } from './websocket/HandshakeResponse.js';
+
+// lib/pubsub
+export { PubSub } from './pubsub/PubSub.js';
+export type { PubSubOptions, PubSubStats } from './pubsub/PubSub.js';
+export { Topic, MAX_ORIGINS_PER_TOPIC } from './pubsub/Topic.js';
+export type { PublishResult } from './pubsub/Topic.js';
+export type { Broker, BrokerState, BrokerStats, EnvelopeSink } from './pubsub/Broker.js';
+export { ClusterBroker, DEFAULT_CLUSTER_MAX_PENDING_BYTES } from './pubsub/ClusterBroker.js';
+export type { ClusterBrokerOptions } from './pubsub/ClusterBroker.js';
+export { RedisBroker, DEFAULT_REDIS_MAX_PENDING_BYTES } from './pubsub/RedisBroker.js';
+export type { IoRedisClient, NodeRedisBufferListener, NodeRedisClient, RedisBrokerOptions, RedisBrokerStats, RedisClientLike } from './pubsub/RedisBroker.js';
+export { ENVELOPE_HEADER_BYTES, ENVELOPE_VERSION, MAX_ORIGIN, MAX_TOPIC_BYTES, decodeEnvelope, encodeEnvelope } from './pubsub/Envelope.js';
+export type { Envelope, EnvelopeOpCode } from './pubsub/Envelope.js';
+export { BrokerError } from './pubsub/errors.js';
+export type { BrokerErrorCode } from './pubsub/errors.js';

@@ -3,8 +3,9 @@
  * tarball into a fresh `"type": "module"` project, type-check every TypeScript block of the README there with
  * `tsc --strict` (against the shipped .d.ts files, skipLibCheck off), then run every block: servers for a moment
  * (they listen forever), clients against the README's own servers (the WebSocket example, or a wss server made
- * here for the wss example). Ports 8080 and 8443 are replaced by free ones; key.pem, cert.pem, ca.pem and public/
- * are made in the project.
+ * here for the wss example, a redis-server on a free port for the Redis example). Ports 8080, 8443 and 6379 are
+ * replaced by free ones; key.pem, cert.pem, ca.pem and public/ are made in the project, `redis` (the Redis
+ * example's client, a user's own dependency) is linked into it.
  */
 import t from 'tap';
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -17,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { hasOpenssl, testCertificates } from '../examples/certificates.js';
 import { Router, Server, WebSocketUpgradeHandler } from '../lib/index.js';
+import { RedisServerProcess, findRedisServer } from '../perf/services/RedisServerProcess.js';
 
 const run = promisify(execFile);
 const packageRoot = resolve(import.meta.dirname ?? '.', '..');
@@ -130,6 +132,8 @@ t.test('every TypeScript block of the README type-checks and runs against the in
   await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], { cwd: project });
   // The compiler and Node's types, from quay's own dev dependencies (what any TypeScript project has).
   symlinkSync(join(packageRoot, 'node_modules', 'typescript'), join(project, 'node_modules', 'typescript'), 'dir');
+  // The Redis client of the README's Redis example (a user's own dependency), and a redis-server for it.
+  symlinkSync(join(packageRoot, 'node_modules', 'redis'), join(project, 'node_modules', 'redis'), 'dir');
   mkdirSync(join(project, 'node_modules', '@types'));
   symlinkSync(join(packageRoot, 'node_modules', '@types', 'node'), join(project, 'node_modules', '@types', 'node'), 'dir');
 
@@ -146,9 +150,18 @@ t.test('every TypeScript block of the README type-checks and runs against the in
   const tlsPort = await freePort();
   const blocks = tsBlocks(readFileSync(join(packageRoot, 'README.md'), 'utf8'));
   t.ok(blocks.length >= 8, `${blocks.length} TypeScript blocks`);
+  const usesRedis = (code: string): boolean => code.includes("from 'redis'");
+  let redis: RedisServerProcess | undefined;
+  if (blocks.some((b) => usesRedis(b.code)) && findRedisServer() !== undefined) {
+    redis = await RedisServerProcess.start();
+    t.teardown(() => redis?.stop());
+  }
   const files = blocks.map((block, i) => {
     const file = `block${i + 1}`;
-    const code = block.code.replace(/\b8080\b/g, String(plainPort)).replace(/\b8443\b/g, String(tlsPort));
+    const code = block.code
+      .replace(/\b8080\b/g, String(plainPort))
+      .replace(/\b8443\b/g, String(tlsPort))
+      .replace(/\b6379\b/g, String(redis?.port ?? 6379));
     writeFileSync(join(project, `${file}.mts`), `// README.md line ${block.line}\n${code}`);
     return file;
   });
@@ -181,7 +194,9 @@ t.test('every TypeScript block of the README type-checks and runs against the in
     const code = blocks[i]!.code;
     const what = `README.md line ${blocks[i]!.line}`;
     const file = `out/${files[i]}.mjs`;
-    if (code.includes('ws://')) {
+    if (usesRedis(code) && redis === undefined) {
+      await t.test(what, { skip: 'redis-server is not installed (apt-get install redis-server; .ci/run installs it)' }, async () => {});
+    } else if (code.includes('ws://')) {
       const server = runBlock(project, `out/${files[wsServerBlock]}.mjs`, 10_000);
       t.teardown(() => stop(server.child));
       await listening(plainPort);
