@@ -93,6 +93,11 @@ export interface StepResult {
   publisherCpuPct: number;
   /** Servers' CPU per delivery of the window, µs. */
   serverCpuUsPerDelivery: number;
+  /**
+   * Subscriber processes' CPU per delivery of the window, µs: 1e6 / this is the deliveries/s one core of clients
+   * can take (the client ceiling).
+   */
+  clientCpuUsPerDelivery: number;
   /** How busy each core of the machine was over the window, % (every process, other users' too). */
   coreBusyPct: number[];
   errors: string[];
@@ -484,6 +489,7 @@ export class FanoutSetup {
       clientCpuPct: pct(end.clients - start.clients),
       redisCpuPct: pct(end.redis - start.redis),
       publisherCpuPct: pct(end.self - start.self),
+      clientCpuUsPerDelivery: windowDeliveries === 0 ? 0 : (((end.clients - start.clients) / CLK_TCK) * 1e6) / windowDeliveries,
       coreBusyPct: end.cores.map((c, i) => {
         const total = c.total - (start.cores[i]?.total ?? 0);
         return total === 0 ? 0 : ((c.busy - (start.cores[i]?.busy ?? 0)) / total) * 100;

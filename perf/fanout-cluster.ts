@@ -103,7 +103,7 @@ try {
             `pair ${pair + 1} ${kind.padEnd(20)} ${label.padEnd(9)} ${fmt(result.deliveriesPerSec).padStart(9)} deliveries/s ` +
               `(${fmt(result.publishedPerSec)} msgs/s) p50 ${fmt(result.p50Ms, 2)} ms p99 ${fmt(result.p99Ms, 2)} ms max ${fmt(result.maxMs, 1)} ms; ` +
               `CPU % servers ${fmt(result.serverCpuPct)} clients ${fmt(result.clientCpuPct)} redis ${fmt(result.redisCpuPct)} publishers ${fmt(result.publisherCpuPct)}, cores busy ${result.coreBusyPct.map((c) => fmt(c)).join('/')}; ` +
-              `server µs/delivery ${fmt(result.serverCpuUsPerDelivery, 2)}` +
+              `server µs/delivery ${fmt(result.serverCpuUsPerDelivery, 2)}, client ${fmt(result.clientCpuUsPerDelivery, 2)}` +
               (result.drained && result.gaps + result.repeats + result.foreign === 0
                 ? ''
                 : `; NOT EXACT: missing ${result.missing}, gaps ${result.gaps}, repeats ${result.repeats}, foreign ${result.foreign}`) +
@@ -161,6 +161,7 @@ const summary = {
             serverCpuUsPerDelivery: med(k, s, (r) => r.serverCpuUsPerDelivery),
             serverCpuPct: med(k, s, (r) => r.serverCpuPct),
             clientCpuPct: med(k, s, (r) => r.clientCpuPct),
+            clientCpuUsPerDelivery: med(k, s, (r) => r.clientCpuUsPerDelivery),
             redisCpuPct: med(k, s, (r) => r.redisCpuPct),
           },
         ]),
@@ -178,13 +179,13 @@ if (values.json) {
   console.log(JSON.stringify(summary, null, 2));
 } else {
   console.log(`\nmedians over ${pairs} pairs; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`);
-  console.log('| setup | step | deliveries/s | p50 ms | p99 ms | server CPU µs/delivery | server CPU % | client CPU % | redis CPU % |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| setup | step | deliveries/s | p50 ms | p99 ms | server CPU µs/delivery | server CPU % | client CPU % | client µs/delivery | redis CPU % |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const k of kinds) {
     for (const s of STEPS) {
       const m = summary.medians[k]![s]!;
       console.log(
-        `| ${k} | ${s} | ${fmt(m.deliveriesPerSec)} | ${fmt(m.p50Ms, 2)} | ${fmt(m.p99Ms, 2)} | ${fmt(m.serverCpuUsPerDelivery, 2)} | ${fmt(m.serverCpuPct)} | ${fmt(m.clientCpuPct)} | ${fmt(m.redisCpuPct)} |`,
+        `| ${k} | ${s} | ${fmt(m.deliveriesPerSec)} | ${fmt(m.p50Ms, 2)} | ${fmt(m.p99Ms, 2)} | ${fmt(m.serverCpuUsPerDelivery, 2)} | ${fmt(m.serverCpuPct)} | ${fmt(m.clientCpuPct)} | ${fmt(m.clientCpuUsPerDelivery, 2)} | ${fmt(m.redisCpuPct)} |`,
       );
     }
   }
@@ -192,5 +193,12 @@ if (values.json) {
   console.log(`\nmax deliveries/s quay-2proc-redis / socketio-2proc-redis per pair: ${list(summary.maxRatio)} (goal >= 3)`);
   console.log(`server CPU per delivery socketio / quay (max step) per pair: ${list(summary.cpuRatio)}`);
   for (const rate of rates) console.log(`p99 quay-2proc-redis / quay-1proc at ${rate} msgs/s per pair: ${list(summary.p99Ratios[rate]!)} (goal <= 2)`);
+  for (const k of kinds) {
+    const m = summary.medians[k]!['max']!;
+    console.log(
+      `client ceiling ${k}: ${fmt(1e6 / m.clientCpuUsPerDelivery)} deliveries/s per client core (1e6 / client CPU µs per delivery of the max step), ` +
+        `measured ${fmt(m.deliveriesPerSec)} (${((m.deliveriesPerSec * m.clientCpuUsPerDelivery) / 1e4).toFixed(0)}% of it)`,
+    );
+  }
   console.log(`every message delivered exactly once, in order, to every subscriber: ${summary.exact ? 'yes' : 'NO'}`);
 }
