@@ -13,7 +13,6 @@
  *
  * IPC, parent -> child: {@link ClientCommand}; child -> parent: {@link ClientEvent}.
  */
-import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
 import type { DataOpCode } from '../lib/index.js';
 import { parseMessage, toMonotonicMs, monotonicMs } from './fanout-cluster-message.js';
@@ -58,6 +57,8 @@ export interface ClientReport {
 }
 
 export type ClientEvent =
+  /** The process listens for commands (a command sent before that could be lost). */
+  | { type: 'ready' }
   | { type: 'opened'; open: number; errors: string[] }
   /** The fewest messages one subscriber received so far (sent when it changes, at most every 5 ms). */
   | { type: 'progress'; minReceived: number }
@@ -144,6 +145,9 @@ function openQuay(index: number, url: string): Promise<boolean> {
   });
 }
 
+/** socket.io-client, loaded only by the processes that use it. */
+let io: typeof import('socket.io-client').io;
+
 function openSocketIo(index: number, url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = io(url, { transports: ['websocket'], query: { role: 'sub' }, reconnection: false, forceNew: true, timeout: OPEN_TIMEOUT_MS });
@@ -164,6 +168,7 @@ async function open(impl: ClientImpl, urls: string[]): Promise<number> {
   subscribers = urls.length;
   received = new Float64Array(subscribers);
   lastSequence = new Float64Array(subscribers * publishers).fill(-1);
+  if (impl === 'socketio') io = (await import('socket.io-client')).io;
   let opened = 0;
   for (let i = 0; i < urls.length; i += OPEN_BATCH) {
     const batch = urls.slice(i, i + OPEN_BATCH).map((url, k) => (impl === 'quay' ? openQuay(i + k, url) : openSocketIo(i + k, url)));
@@ -246,3 +251,4 @@ process.on('message', (command: ClientCommand) => {
 });
 // The parent gone: nothing left to do.
 process.on('disconnect', () => process.exit(0));
+send({ type: 'ready' });

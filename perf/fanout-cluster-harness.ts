@@ -176,14 +176,14 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pro
 /** Starts perf/servers/<name> with args; resolves once it printed `listening PORT`. */
 export function startServerChild(name: string, args: readonly string[], core: string | undefined): Promise<ServerChild> {
   const argv = nodeArgv(`servers/${name}`, args);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], env: CHILD_ENV });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...CHILD_ENV, QUAY_FANOUT_EXIT_ON_STDIN_END: '1' } });
   if (core !== undefined) pin(child.pid!, core);
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
       void stopChild(child);
-      reject(new Error(`${name} did not start within 30 s`));
-    }, 30_000);
+      reject(new Error(`${name} did not start within 90 s`));
+    }, 90_000);
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
     child.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
@@ -199,13 +199,22 @@ export function startServerChild(name: string, args: readonly string[], core: st
 class ClientChild {
   readonly child: ChildProcess;
   minReceived = 0;
+  /** Resolves when the process listens for commands. */
+  readonly ready: Promise<void>;
   private waiting: { type: ClientEvent['type']; resolve: (e: ClientEvent) => void } | undefined;
 
   constructor(core: string | undefined, onProgress: () => void) {
     const argv = nodeArgv('fanout-cluster-client', []);
     this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: CHILD_ENV });
     if (core !== undefined) pin(this.child.pid!, core);
+    let ready = (): void => {};
+    this.ready = new Promise((resolve, reject) => {
+      ready = resolve;
+      this.child.once('exit', (code) => reject(new Error(`subscriber process exited with ${code} before it was ready`)));
+    });
+    this.ready.catch(() => {}); // awaited in init(); a process that dies later is reported by its requests
     this.child.on('message', (event: ClientEvent) => {
+      if (event.type === 'ready') ready();
       if (event.type === 'progress') {
         this.minReceived = event.minReceived;
         onProgress();
@@ -326,16 +335,20 @@ export class FanoutSetup {
     const instances = kind === 'quay-1proc' ? 1 : 2;
     if (instances === 2 && options.redisUrl === undefined) throw new Error(`${kind} needs redisUrl`);
     const args = instances === 2 ? ['--redis', options.redisUrl!] : [];
-    for (let i = 0; i < instances; i++) this.servers.push(await startServerChild(script, args, serverCore));
-
     const k = options.clientProcesses ?? 1;
+    // The subscriber processes load while the servers start.
+    for (let c = 0; c < k; c++) this.clients.push(new ClientChild(clientCore, () => this.onProgress?.()));
+    const started = await Promise.allSettled(Array.from({ length: instances }, () => startServerChild(script, args, serverCore)));
+    for (const s of started) if (s.status === 'fulfilled') this.servers.push(s.value);
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
+
     const urls: string[][] = Array.from({ length: k }, () => []);
     for (let s = 0; s < this.subscribers; s++) {
       const port = this.servers[s % instances]!.port;
       urls[s % k]!.push(impl === 'quay' ? `ws://127.0.0.1:${port}/sub` : `http://127.0.0.1:${port}`);
     }
     const publishers = options.publishers ?? 2;
-    for (let c = 0; c < k; c++) this.clients.push(new ClientChild(clientCore, () => this.onProgress?.()));
+    await Promise.all(this.clients.map((c) => c.ready));
     const opened = await Promise.all(this.clients.map((c, i) => c.request({ type: 'open', impl, urls: urls[i]!, publishers }, 'opened', 60_000)));
     const open = opened.reduce((n, o) => n + o.open, 0);
     if (open !== this.subscribers) throw new Error(`${open} of ${this.subscribers} subscribers opened: ${opened.flatMap((o) => o.errors).join('; ')}`);

@@ -19,6 +19,12 @@ import { announce, exitOnSignal, serverPort } from './args.js';
 import { memoryStatsJson } from './stats.js';
 
 exitOnSignal();
+// Started by perf/fanout-cluster-harness.ts with a stdin pipe: exit when the parent goes (the pipe ends), so that a
+// test killed on its timeout leaves no server behind.
+if (process.env['QUAY_FANOUT_EXIT_ON_STDIN_END'] === '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
 
 const { values } = parseArgs({ options: { redis: { type: 'string' } }, strict: false });
 const redisUrl = typeof values.redis === 'string' ? values.redis : undefined;
