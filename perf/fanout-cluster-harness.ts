@@ -48,6 +48,8 @@ export interface SetupOptions {
   pin?: boolean;
   /** Publishers (default 2). */
   publishers?: number;
+  /** Node flags of the server processes, e.g. ['--cpu-prof'] (profiles are written in the working directory). */
+  serverNodeFlags?: readonly string[];
 }
 
 export interface StepOptions {
@@ -147,8 +149,8 @@ export function pin(pid: number, core: string): boolean {
   return HAVE_TASKSET && spawnSync('taskset', ['-a', '-p', '-c', core, String(pid)], { stdio: 'ignore' }).status === 0;
 }
 
-function nodeArgv(script: string, args: readonly string[]): string[] {
-  return [process.execPath, ...LOADER, `${SCRIPT_DIR}/${script}${EXT}`, ...args];
+function nodeArgv(script: string, args: readonly string[], flags: readonly string[] = []): string[] {
+  return [process.execPath, ...LOADER, ...flags, `${SCRIPT_DIR}/${script}${EXT}`, ...args];
 }
 
 const CHILD_ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
@@ -174,8 +176,8 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pro
 }
 
 /** Starts perf/servers/<name> with args; resolves once it printed `listening PORT`. */
-export function startServerChild(name: string, args: readonly string[], core: string | undefined): Promise<ServerChild> {
-  const argv = nodeArgv(`servers/${name}`, args);
+export function startServerChild(name: string, args: readonly string[], core: string | undefined, flags: readonly string[] = []): Promise<ServerChild> {
+  const argv = nodeArgv(`servers/${name}`, args, flags);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...CHILD_ENV, QUAY_FANOUT_EXIT_ON_STDIN_END: '1' } });
   if (core !== undefined) pin(child.pid!, core);
   return new Promise((resolve, reject) => {
@@ -338,7 +340,7 @@ export class FanoutSetup {
     const k = options.clientProcesses ?? 1;
     // The subscriber processes load while the servers start.
     for (let c = 0; c < k; c++) this.clients.push(new ClientChild(clientCore, () => this.onProgress?.()));
-    const started = await Promise.allSettled(Array.from({ length: instances }, () => startServerChild(script, args, serverCore)));
+    const started = await Promise.allSettled(Array.from({ length: instances }, () => startServerChild(script, args, serverCore, options.serverNodeFlags)));
     for (const s of started) if (s.status === 'fulfilled') this.servers.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
 

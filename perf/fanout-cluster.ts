@@ -6,7 +6,7 @@
  *
  *   npm run build && node dist/perf/fanout-cluster.js [--pairs 3] [--subscribers 1000] [--rates 20,100]
  *        [--inflight 100] [--duration 5] [--warmup 1] [--client-processes 1] [--only quay-2proc-redis,...]
- *        [--no-pin] [--json]
+ *        [--no-pin] [--server-flags=--cpu-prof] [--json]
  *
  * Each pair runs every setup once, in turn (fresh server processes each time; the order rotates between pairs),
  * and each run takes these steps on the same sessions:
@@ -39,6 +39,7 @@ const { values } = parseArgs({
     'client-processes': { type: 'string', default: '1' },
     only: { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
+    'server-flags': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -58,6 +59,8 @@ const clientProcesses = Number(values['client-processes']);
 const kinds = (values.only === undefined ? SETUP_KINDS : values.only.split(',')) as SetupKind[];
 for (const k of kinds) if (!SETUP_KINDS.includes(k)) throw new Error(`unknown setup ${k}: ${SETUP_KINDS.join(', ')}`);
 const pinned = !values['no-pin'];
+/** e.g. `--server-flags=--cpu-prof` (space-separated): the servers write their profiles into the working directory. */
+const serverNodeFlags = values['server-flags'] === undefined ? [] : values['server-flags'].split(' ').filter((f) => f !== '');
 
 /** Step labels: `rate N` (open loop) and `max` (closed loop). */
 const STEPS = [...rates.map((r) => `rate ${r}`), 'max'];
@@ -69,8 +72,10 @@ interface Run {
 }
 
 const runs: Run[] = [];
+/** Progress lines: stdout, or stderr with --json (stdout is then the JSON alone). */
 const log = (line: string): void => {
-  if (!values.json) console.log(line);
+  if (values.json) console.error(line);
+  else console.log(line);
 };
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -86,7 +91,7 @@ try {
     // Rotate the order so that no setup always runs first (or last) on a shared machine.
     const order = kinds.map((_, i) => kinds[(i + pair) % kinds.length]!);
     for (const kind of order) {
-      const setup = await FanoutSetup.start({ kind, subscribers, clientProcesses, redisUrl: redis.url, pin: pinned });
+      const setup = await FanoutSetup.start({ kind, subscribers, clientProcesses, redisUrl: redis.url, pin: pinned, serverNodeFlags });
       setup.redisPid = kind === 'quay-1proc' ? undefined : redis.pid;
       const run: Run = { pair, kind, steps: {} };
       try {

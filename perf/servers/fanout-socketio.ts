@@ -31,12 +31,21 @@ const redisUrl = typeof values.redis === 'string' ? values.redis : undefined;
 
 const ROOM = 'fanout';
 let published = 0;
+/**
+ * The adapter does not wait for its PUBLISH (`pubClient.publish(...)` is not awaited): when node-redis rejects one
+ * (its default command timeout, 5 s, on an overloaded process), the rejection is unhandled and would end the
+ * process. A user keeps the server alive with a handler like this one; the messages are lost, counted in /stats.
+ */
+let unhandledRejections = 0;
+process.on('unhandledRejection', (reason) => {
+  if (unhandledRejections++ === 0) console.error(`fanout-socketio: unhandled rejection (counted in /stats): ${String(reason)}`);
+});
 
 const http = createServer((req, res) => {
   if (req.url === '/stats') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     const memory = JSON.parse(memoryStatsJson()) as object;
-    res.end(`${JSON.stringify({ ...memory, members: io.sockets.adapter.rooms.get(ROOM)?.size ?? 0, published })}\n`);
+    res.end(`${JSON.stringify({ ...memory, members: io.sockets.adapter.rooms.get(ROOM)?.size ?? 0, published, unhandledRejections })}\n`);
     return;
   }
   if (req.url === '/publish' && req.method === 'POST') {
