@@ -412,6 +412,9 @@ export class FanoutSetup {
       self: (process.cpuUsage().user + process.cpuUsage().system) / 1e4,
       cores: coreJiffies(),
     });
+    // Messages a subscriber never got in an earlier step (lost: the step drained with some missing) are not in
+    // flight: without this, a closed-loop step after a loss would wait for them forever.
+    const lostBefore = this.sentTotal - this.frontier();
     let stepSent = 0;
     let sentAtWindowStart = -1;
     let sentAtWindowEnd = -1;
@@ -433,7 +436,7 @@ export class FanoutSetup {
         }
         let due: number;
         if (step.rate !== undefined) due = Math.floor((step.rate * (now - t0)) / 1000) - stepSent;
-        else due = step.inflight! - (this.sentTotal - this.frontier());
+        else due = step.inflight! - (this.sentTotal - this.frontier() - lostBefore);
         for (let i = 0; i < due; i++) this.sendOne();
         if (due > 0) stepSent += due;
         this.sentTotal = base + stepSent;
