@@ -66,6 +66,21 @@ export { RequestBodyError, ResponseAbortedError, ResponseStateError } from './ht
 export { StaticHandler, parseRange } from './http/StaticHandler.js';
 export type { StaticHandlerOptions } from './http/StaticHandler.js';
 
+// lib/pubsub
+export { PubSub } from './pubsub/PubSub.js';
+export type { PubSubOptions, PubSubStats } from './pubsub/PubSub.js';
+export { Topic, MAX_ORIGINS_PER_TOPIC } from './pubsub/Topic.js';
+export type { PublishResult } from './pubsub/Topic.js';
+export type { Broker, BrokerState, BrokerStats, EnvelopeSink } from './pubsub/Broker.js';
+export { ClusterBroker, DEFAULT_CLUSTER_MAX_PENDING_BYTES } from './pubsub/ClusterBroker.js';
+export type { ClusterBrokerOptions } from './pubsub/ClusterBroker.js';
+export { RedisBroker, DEFAULT_REDIS_MAX_PENDING_BYTES } from './pubsub/RedisBroker.js';
+export type { IoRedisClient, NodeRedisBufferListener, NodeRedisClient, RedisBrokerOptions, RedisBrokerStats, RedisClientLike } from './pubsub/RedisBroker.js';
+export { ENVELOPE_FLAG_FIRST, ENVELOPE_HEADER_BYTES, ENVELOPE_VERSION, MAX_ORIGIN, MAX_TOPIC_BYTES, decodeEnvelope, encodeEnvelope } from './pubsub/Envelope.js';
+export type { Envelope, EnvelopeOpCode } from './pubsub/Envelope.js';
+export { BrokerError } from './pubsub/errors.js';
+export type { BrokerErrorCode } from './pubsub/errors.js';
+
 // lib/websocket
 export { WebSocketUpgradeHandler, hasToken, parseProtocols } from './websocket/WebSocketUpgradeHandler.js';
 export type { AcceptResult, WebSocketAccept, WebSocketRefusal, WebSocketUpgradeHandlerOptions } from './websocket/WebSocketUpgradeHandler.js';
@@ -100,17 +115,29 @@ export type { WebSocketClientOptions, WebSocketConnectOptions } from './websocke
 export { HandshakeError, MAX_ERROR_BODY_BYTES, checkHandshakeResponse } from './websocket/HandshakeResponse.js';
 export type { HandshakeErrorCode } from './websocket/HandshakeResponse.js';
 
-// lib/pubsub
-export { PubSub } from './pubsub/PubSub.js';
-export type { PubSubOptions, PubSubStats } from './pubsub/PubSub.js';
-export { Topic, MAX_ORIGINS_PER_TOPIC } from './pubsub/Topic.js';
-export type { PublishResult } from './pubsub/Topic.js';
-export type { Broker, BrokerState, BrokerStats, EnvelopeSink } from './pubsub/Broker.js';
-export { ClusterBroker, DEFAULT_CLUSTER_MAX_PENDING_BYTES } from './pubsub/ClusterBroker.js';
-export type { ClusterBrokerOptions } from './pubsub/ClusterBroker.js';
-export { RedisBroker, DEFAULT_REDIS_MAX_PENDING_BYTES } from './pubsub/RedisBroker.js';
-export type { IoRedisClient, NodeRedisBufferListener, NodeRedisClient, RedisBrokerOptions, RedisBrokerStats, RedisClientLike } from './pubsub/RedisBroker.js';
-export { ENVELOPE_HEADER_BYTES, ENVELOPE_VERSION, MAX_ORIGIN, MAX_TOPIC_BYTES, decodeEnvelope, encodeEnvelope } from './pubsub/Envelope.js';
-export type { Envelope, EnvelopeOpCode } from './pubsub/Envelope.js';
-export { BrokerError } from './pubsub/errors.js';
-export type { BrokerErrorCode } from './pubsub/errors.js';
+// lib/cluster
+export { runCluster } from './cluster/runCluster.js';
+export type { ClusterRole } from './cluster/runCluster.js';
+export { ClusterSupervisor } from './cluster/ClusterSupervisor.js';
+export type { ClusterWorkerInfo, SupervisorState } from './cluster/ClusterSupervisor.js';
+export { ClusterWorker } from './cluster/ClusterWorker.js';
+export type { ClusterWorkerState } from './cluster/ClusterWorker.js';
+export { WorkerState, nextWorkerState } from './cluster/WorkerState.js';
+export type { WorkerEvent } from './cluster/WorkerState.js';
+export { DEFAULT_SCHEDULING } from './cluster/options.js';
+export type { ClusterEvent, ClusterOptions, ClusterScheduling, ClusterService, ClusterStart } from './cluster/options.js';
+export type { ClusterStats, ClusterTotals, ClusterWorkerStats } from './cluster/stats.js';
+export { CLUSTER_MESSAGE_PREFIX, SLOT_ENV, isClusterMessage } from './cluster/messages.js';
+export type { ClusterMessage } from './cluster/messages.js';
+export {
+  ClusterError,
+  ClusterStateError,
+  WorkerCrashLoopError,
+  WorkerExitError,
+  WorkerStartError,
+  WorkerStartTimeoutError,
+  WorkerStopTimeoutError,
+} from './cluster/errors.js';
+export type { ClusterErrorCode, WorkerIdentity } from './cluster/errors.js';
+export { ClusterRelay, DEFAULT_MAX_PENDING_BYTES_PER_WORKER, RELAY_MESSAGE_TYPE, isRelayMessage } from './cluster/relay.js';
+export type { ClusterRelayOptions, ClusterRelayStats, RelayMessage } from './cluster/relay.js';

@@ -1,11 +1,12 @@
 /**
- * `npm run bench`: every workload of issues 4 and 6 against quay and its peer, side by side in one run.
+ * `npm run bench`: every workload with a goal against quay's peer, side by side in one run.
  *
  *   npm run build && node dist/perf/compare.js [--pairs 3] [--duration 5] [--warmup 1] [--only echo-64,http]
  *                                              [--memory] [--write] [--quick] [--json]
  *
  * Workloads: WebSocket echo of 64-byte text (100 connections x 10 in flight), echo of 64 KiB binary
- * (10 connections), fan-out of 64-byte messages to 1,000 sessions (quay vs `ws`), and HTTP hello (quay vs
+ * (10 connections), text echo of 1 MiB and 64 KiB through bytes and through strings (4 connections x 2), fan-out
+ * of 64-byte messages to 1,000 sessions (quay vs `ws`), and HTTP hello (quay vs
  * node:http, with wrk when /usr/bin/wrk exists: a JS load generator is client-bound on 2 cores). Each pair
  * runs quay then the peer, each in a fresh server process pinned to core 0 while the load runs on core 1
  * (taskset); the raw node:net server (perf/servers/echo-raw, http-hello-raw) is measured once per workload as
@@ -16,7 +17,8 @@
  * --memory also runs perf/ws-memory (idle and active memory per connection) and adds its goals.
  * --write replaces the section between `<!-- bench:start -->` and `<!-- bench:end -->` of perf/RESULTS.md
  * (appended when missing) with the date, Node version, commands and tables (--results FILE: another file).
- * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, echo-deflate, fanout, http.
+ * --quick: 1 pair, 1 s runs (a smoke test). --only: a comma list of echo-64, echo-64k, echo-deflate, fanout,
+ * text-1m, text-64k, text-1m-string, text-64k-string, http.
  * --no-wrk: the HTTP workload with quay-load instead of wrk.
  *
  * --tls (`npm run bench:tls`): the same over TLS, with the TLS goals: every server started with
@@ -154,6 +156,61 @@ const WORKLOADS: readonly Workload[] = [
     loadWorkload: 'fanout',
     loadArgs: ['--receivers', '1000', '--inflight', '10', '--size', '64'],
     goal: { against: 'peer', ratio: 3, text: '>= 3x ws deliveries/s' },
+  },
+  // Text without strings: quay's /echo relays a text message as its validated bytes (onTextBytes, then
+  // send(bytes, { text: true })), as ws's echo relays the Buffer it receives; /echo-string decodes every message
+  // to a string and encodes it again, in both servers. The raw ceiling relays frames without a UTF-8 check.
+  {
+    id: 'text-1m',
+    title: 'echo 1 MiB text through bytes, 4 conn x 2 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/echo',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '4', '--inflight', '2', '--size', String(1024 * 1024)],
+    goal: { against: 'peer', ratio: 1.2, text: '>= 1.2x ws msgs/s (ws relays the Buffer)' },
+  },
+  {
+    id: 'text-64k',
+    title: 'echo 64 KiB text through bytes, 4 conn x 2 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: 'echo-raw',
+    path: '/echo',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '4', '--inflight', '2', '--size', '65536'],
+    goal: { against: 'peer', ratio: 1.2, text: '>= 1.2x ws msgs/s (ws relays the Buffer)' },
+  },
+  {
+    id: 'text-1m-string',
+    title: 'echo 1 MiB text through strings (both decode), 4 conn x 2 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: undefined,
+    path: '/echo-string',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '4', '--inflight', '2', '--size', String(1024 * 1024)],
+    goal: { against: 'peer', ratio: 1, text: '>= ws msgs/s when ws decodes too' },
+  },
+  {
+    id: 'text-64k-string',
+    title: 'echo 64 KiB text through strings (both decode), 4 conn x 2 in flight',
+    unit: 'msgs/s',
+    peerName: 'ws',
+    quay: 'echo-quay',
+    peer: 'echo-ws',
+    raw: undefined,
+    path: '/echo-string',
+    loadWorkload: 'echo',
+    loadArgs: ['-c', '4', '--inflight', '2', '--size', '65536'],
+    goal: { against: 'peer', ratio: 1, text: '>= ws msgs/s when ws decodes too' },
   },
   {
     id: 'http',

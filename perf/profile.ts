@@ -8,6 +8,11 @@
  *   workload  echo (64 B text, 100 conn x 10 in flight; default) | echo-64k (64 KiB binary, 10 conn) |
  *             fanout (64 B to 1,000 sessions) | http (hello with wrk, or quay-load without wrk)
  *   --tls     the server over TLS (its `--tls`), the load on wss:// and https:// (--insecure)
+ *   --server  cpu-prof and heap: which server, quay (default), raw (the node:net ceiling: echo-raw, or
+ *             http-hello-raw for http), ws (echo-ws) or node (http-hello-node for http)
+ *   --compare cpu-prof: profile quay, then the raw node:net ceiling under the same load, and print server CPU per
+ *             operation by area side by side (quay's own code, Node's stream layer, native code and syscalls,
+ *             GC): where quay's cost above the ceiling is, and how much of it is Node's rather than quay's
  *
  * How: the server starts under the tool pinned to core 0 (taskset), the load (quay-load, or wrk) runs on core
  * 1, then the tool's process group gets SIGINT, as from Ctrl-C in a terminal (the echo servers exit on
@@ -33,7 +38,6 @@ type Tool = (typeof TOOLS)[number];
 const ROOT = join(PERF_DIR, '..', '..');
 const CLINIC = join(ROOT, 'node_modules', 'clinic', 'bin.js');
 const CLI = join(PERF_DIR, 'load', 'cli.js');
-const SERVER = join(PERF_DIR, 'servers', 'echo-quay.js');
 const DEST = join(ROOT, '.clinic');
 const WRK = '/usr/bin/wrk';
 
@@ -44,6 +48,7 @@ const { values, positionals } = parseArgs({
     connections: { type: 'string', default: '1000' },
     server: { type: 'string', default: 'quay' },
     tls: { type: 'boolean', default: false },
+    compare: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -68,27 +73,44 @@ function loadFor(port: number): [string, string[]] {
   ];
   switch (workload) {
     case 'echo':
-      return ws('/echo', ['echo', '-c', '100', '--inflight', '10', '--size', '64']);
+      return ws('/echo', ['echo', '-c', '100', '--inflight', '10', '--size', '64', '--json']);
     case 'echo-64k':
-      return ws('/echo', ['echo', '-c', '10', '--inflight', '1', '--size', '65536', '--binary']);
+      return ws('/echo', ['echo', '-c', '10', '--inflight', '1', '--size', '65536', '--binary', '--json']);
     case 'fanout':
-      return ws('/broadcast', ['fanout', '--receivers', '1000', '--inflight', '10', '--size', '64']);
+      return ws('/broadcast', ['fanout', '--receivers', '1000', '--inflight', '10', '--size', '64', '--json']);
     case 'http':
       if (existsSync(WRK)) return [WRK, ['-t1', '-c100', `-d${durationSec}s`, `http${S}://127.0.0.1:${port}/hello`]];
-      return [process.execPath, [CLI, 'http', '--url', `http${S}://127.0.0.1:${port}/hello`, '-c', '100', ...TLS_LOAD_ARGS, '--duration', String(durationSec), '--quiet']];
+      return [process.execPath, [CLI, 'http', '--url', `http${S}://127.0.0.1:${port}/hello`, '-c', '100', ...TLS_LOAD_ARGS, '--duration', String(durationSec), '--warmup', '1', '--quiet', '--json']];
     default:
       console.error(`unknown workload ${workload}: echo, echo-64k, fanout or http`);
       process.exit(2);
   }
 }
 
+/** perf/servers/<name>.js of `--server` for this workload. */
+function serverScript(server: string): string {
+  const http = workload === 'http';
+  const scripts: Record<string, string | undefined> = {
+    quay: 'echo-quay',
+    raw: http ? 'http-hello-raw' : 'echo-raw',
+    ws: http ? undefined : 'echo-ws',
+    node: http ? 'http-hello-node' : undefined,
+  };
+  const name = scripts[server];
+  if (name === undefined) {
+    console.error(`--server ${server} has no server for workload ${workload}: quay, raw, ${http ? 'node' : 'ws'}`);
+    process.exit(2);
+  }
+  return join(PERF_DIR, 'servers', `${name}.js`);
+}
+
 /** The profiled server: the tool's command line, pinned to the server core. */
-function startProfiled(): ChildProcess {
+function startProfiled(script: string): ChildProcess {
   mkdirSync(DEST, { recursive: true });
   const node =
     tool === 'cpu-prof'
-      ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', join(DEST, 'cpu-prof'), SERVER, ...TLS_SERVER_ARGS]
-      : [process.execPath, CLINIC, tool!, '--open=false', '--dest', DEST, '--', process.execPath, SERVER, ...TLS_SERVER_ARGS];
+      ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', join(DEST, 'cpu-prof'), script, ...TLS_SERVER_ARGS]
+      : [process.execPath, CLINIC, tool!, '--open=false', '--dest', DEST, '--', process.execPath, script, ...TLS_SERVER_ARGS];
   const argv = HAVE_TASKSET ? ['taskset', '-c', SERVER_CORE, ...node] : node;
   // detached: its own process group, so that stopping it is a Ctrl-C (SIGINT to the whole group), which is what
   // the tools expect (0x, under clinic flame, waits for the server to exit on its own SIGINT); cwd .clinic/:
@@ -133,12 +155,31 @@ interface CpuProfileNode {
   hitCount?: number;
 }
 
+/** Self time of a .cpuprofile: samples by function and by area, and the sampling interval. */
+interface CpuProfileSummary {
+  byFunction: Map<string, number>;
+  byArea: Map<string, number>;
+  total: number;
+  /** Microseconds per sample (the profile's duration over its samples). */
+  sampleUs: number;
+}
+
 /**
  * Self time by function (and by area: quay's lib/, Node's internals, native code and GC, idle) from a
  * .cpuprofile: the text view of what a flame graph shows, for a terminal.
  */
 function summarizeCpuProfile(file: string, top = 20): string {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: CpuProfileNode[] };
+  const { byFunction, byArea, total } = readCpuProfile(file);
+  const pct = (n: number): string => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
+  const lines = ['self time by area:'];
+  for (const [area, n] of [...byArea].sort((a, b) => b[1] - a[1])) lines.push(`  ${pct(n)}  ${area}`);
+  lines.push(`top ${top} functions by self time (${fmt(total)} samples):`);
+  for (const [key, n] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(n)}  ${key}`);
+  return lines.join('\n');
+}
+
+function readCpuProfile(file: string): CpuProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: CpuProfileNode[]; startTime: number; endTime: number; samples: number[] };
   const byFunction = new Map<string, number>();
   const byArea = new Map<string, number>();
   let total = 0;
@@ -166,12 +207,8 @@ function summarizeCpuProfile(file: string, top = 20): string {
                   : 'other JS';
     byArea.set(area, (byArea.get(area) ?? 0) + hits);
   }
-  const pct = (n: number): string => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
-  const lines = ['self time by area:'];
-  for (const [area, n] of [...byArea].sort((a, b) => b[1] - a[1])) lines.push(`  ${pct(n)}  ${area}`);
-  lines.push(`top ${top} functions by self time (${fmt(total)} samples):`);
-  for (const [key, n] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(n)}  ${key}`);
-  return lines.join('\n');
+  const sampleUs = profile.samples.length > 0 ? (profile.endTime - profile.startTime) / profile.samples.length : 0;
+  return { byFunction, byArea, total, sampleUs };
 }
 
 /**
@@ -215,41 +252,109 @@ if (tool === 'heap') {
   process.exit(0);
 }
 
-const started = Date.now();
-const child = startProfiled();
-const output = { text: '' };
-const port = await waitForPort(child, output);
-const [command, args] = loadFor(port);
-console.error(`profiling echo-quay with ${tool}, workload ${workload}: ${HAVE_TASKSET ? 'taskset -c 1 ' : ''}${command === process.execPath ? 'node' : command} ${args.join(' ')}`);
-const loadOut = await runLoad(command, args);
-console.error(loadOut.trim());
+/** What one profiled run gave: the report (or .cpuprofile) and the operations the load counted. */
+interface ProfiledRun {
+  /** The .cpuprofile (cpu-prof) or the clinic HTML report. */
+  report: string;
+  /** Operations of the whole run, warm-up included (wrk's requests, or quay-load's count and warm-up). */
+  operations: number;
+}
 
-// Stop as Ctrl-C does: SIGINT to the process group (the tool and the server; the server exits on it).
-const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-const group = -child.pid!;
-process.kill(group, 'SIGINT');
-const timeout = setTimeout(() => {
-  console.error('the profiler did not finish within 180 s: killed');
-  process.kill(group, 'SIGKILL');
-}, 180_000);
-const code = await exited;
-clearTimeout(timeout);
+/** Profiles one server under the workload's load; undefined (after saying why) when no report was written. */
+async function profileOnce(script: string): Promise<ProfiledRun | undefined> {
+  const started = Date.now();
+  const child = startProfiled(script);
+  const output = { text: '' };
+  const port = await waitForPort(child, output);
+  const [command, args] = loadFor(port);
+  console.error(`profiling ${script.replace(/^.*\//, '')} with ${tool}, workload ${workload}: ${HAVE_TASKSET ? 'taskset -c 1 ' : ''}${command === process.execPath ? 'node' : command} ${args.join(' ')}`);
+  const loadOut = await runLoad(command, args);
+  const operations = countOperations(loadOut);
+  console.error(`${fmt(operations)} operations (warm-up included)`);
 
-if (tool === 'cpu-prof') {
-  const file = newestCpuProfile(started);
-  if (file === undefined) {
-    console.error(`no .cpuprofile was written (server exit code ${code})`);
-    process.exit(1);
+  // Stop as Ctrl-C does: SIGINT to the process group (the tool and the server; the server exits on it).
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const group = -child.pid!;
+  process.kill(group, 'SIGINT');
+  const timeout = setTimeout(() => {
+    console.error('the profiler did not finish within 180 s: killed');
+    process.kill(group, 'SIGKILL');
+  }, 180_000);
+  const code = await exited;
+  clearTimeout(timeout);
+
+  if (tool === 'cpu-prof') {
+    const file = newestCpuProfile(started);
+    if (file === undefined) {
+      console.error(`no .cpuprofile was written (server exit code ${code})`);
+      return undefined;
+    }
+    return { report: file, operations };
   }
-  console.log(summarizeCpuProfile(file));
-  console.log(`\nreport: ${relative(process.cwd(), file)} (open in Chrome DevTools > Performance, or https://www.speedscope.app)`);
-} else {
   const m = /Generated HTML file is (\S+)/.exec(output.text);
   if (m === null) {
     console.error(`clinic ${tool} wrote no report (exit code ${code}). Its output:\n${output.text}`);
     console.error('Fallback: npm run profile -- cpu-prof ' + workload);
-    process.exit(1);
+    return undefined;
   }
-  const path = m[1]!.replace(/^file:\/\//, '');
-  console.log(`report: ${relative(process.cwd(), path)}`);
+  return { report: m[1]!.replace(/^file:\/\//, ''), operations };
+}
+
+/** wrk's "N requests in", or quay-load's JSON count plus its warm-up at the measured rate. */
+function countOperations(loadOut: string): number {
+  const wrk = /(\d+) requests in/.exec(loadOut);
+  if (wrk !== null) return Number(wrk[1]);
+  try {
+    const r = JSON.parse(loadOut) as { count?: number; rate?: number; warmupSec?: number };
+    return (r.count ?? 0) + (r.rate ?? 0) * (r.warmupSec ?? 1);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Server CPU per operation by area (µs), from a run's profile: the samples that were not idle. */
+function perOperation(run: ProfiledRun): { areas: Map<string, number>; total: number } {
+  const p = readCpuProfile(run.report);
+  const areas = new Map<string, number>();
+  let total = 0;
+  for (const [area, n] of p.byArea) {
+    if (area === 'idle') continue;
+    const us = (n * p.sampleUs) / run.operations;
+    areas.set(area, us);
+    total += us;
+  }
+  return { areas, total };
+}
+
+if (values.compare) {
+  if (tool !== 'cpu-prof') {
+    console.error('--compare goes with cpu-prof');
+    process.exit(2);
+  }
+  const quay = await profileOnce(serverScript('quay'));
+  const raw = await profileOnce(serverScript('raw'));
+  if (quay === undefined || raw === undefined) process.exit(1);
+  const q = perOperation(quay);
+  const r = perOperation(raw);
+  const areas = [...new Set([...q.areas.keys(), ...r.areas.keys()])].sort((a, b) => (q.areas.get(b) ?? 0) - (q.areas.get(a) ?? 0));
+  const us = (n: number | undefined): string => (n ?? 0).toFixed(2).padStart(7);
+  console.log(`server CPU per operation (µs), workload ${workload}: quay against the raw node:net ceiling, self time by area`);
+  console.log(`  ${'area'.padEnd(48)} ${'quay'.padStart(7)} ${'raw'.padStart(7)} ${'quay - raw'.padStart(10)}`);
+  for (const a of areas) console.log(`  ${a.padEnd(48)} ${us(q.areas.get(a))} ${us(r.areas.get(a))} ${us((q.areas.get(a) ?? 0) - (r.areas.get(a) ?? 0)).padStart(10)}`);
+  console.log(`  ${'total'.padEnd(48)} ${us(q.total)} ${us(r.total)} ${us(q.total - r.total).padStart(10)}   quay / raw ${(q.total / r.total).toFixed(2)}`);
+  console.log('\nquay:\n' + summarizeCpuProfile(quay.report, 25));
+  console.log('\nraw:\n' + summarizeCpuProfile(raw.report, 15));
+  console.log(`\nreports: ${relative(process.cwd(), quay.report)} ${relative(process.cwd(), raw.report)}`);
+  process.exit(0);
+}
+
+const run = await profileOnce(serverScript(values.server!));
+if (run === undefined) process.exit(1);
+if (tool === 'cpu-prof') {
+  console.log(summarizeCpuProfile(run.report));
+  const p = perOperation(run);
+  console.log(`server CPU per operation: ${p.total.toFixed(2)} µs (${fmt(run.operations)} operations)`);
+  console.log(`\nreport: ${relative(process.cwd(), run.report)} (open in Chrome DevTools > Performance, or https://www.speedscope.app)`);
+} else {
+  console.log(`report: ${relative(process.cwd(), run.report)}`);
 }

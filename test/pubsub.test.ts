@@ -30,7 +30,8 @@ t.test('envelope: round trip of text and binary, every byte value, the edges of 
   for (let i = 0; i < 256; i++) all[i] = i;
   const topic = Buffer.from('salle ☕', 'utf8');
   const bin = decodeEnvelope(encodeEnvelope(2, MAX_ORIGIN, 0xffffffff, topic, all));
-  t.same({ ...bin, payload: bin.payload.toString('hex') }, { opcode: 2, origin: MAX_ORIGIN, sequence: 0xffffffff, topic: 'salle ☕', payload: all.toString('hex') });
+  t.same({ ...bin, payload: bin.payload.toString('hex') }, { opcode: 2, first: false, origin: MAX_ORIGIN, sequence: 0xffffffff, topic: 'salle ☕', payload: all.toString('hex') });
+  t.equal(decodeEnvelope(encodeEnvelope(2, 1, 2, topic, all, true)).first, true, 'the FIRST flag');
   const text = decodeEnvelope(encodeEnvelope(1, 0, 0, topic, 'héllo ✓'));
   t.equal(text.opcode, 1);
   t.equal(text.payload.toString('utf8'), 'héllo ✓');
@@ -63,9 +64,11 @@ t.test('envelope: every malformed input is a BrokerError ENVELOPE_INVALID', asyn
     'opcode 0 (continuation)': variant((b) => void (b[1] = 0)),
     'opcode 8 (close)': variant((b) => void (b[1] = 8)),
     'opcode 3': variant((b) => void (b[1] = 3)),
-    'topic length 0': variant((b) => void b.writeUInt16BE(0, 12)),
-    'topic length over the maximum': variant((b) => void b.writeUInt16BE(MAX_TOPIC_BYTES + 1, 12)),
-    'topic running past the end': variant((b) => void b.writeUInt16BE(100, 12)),
+    'an undefined flag': variant((b) => void (b[2] = 0x02)),
+    'every flag': variant((b) => void (b[2] = 0xff)),
+    'topic length 0': variant((b) => void b.writeUInt16BE(0, 13)),
+    'topic length over the maximum': variant((b) => void b.writeUInt16BE(MAX_TOPIC_BYTES + 1, 13)),
+    'topic running past the end': variant((b) => void b.writeUInt16BE(100, 13)),
     'topic not UTF-8': variant((b) => void (b[ENVELOPE_HEADER_BYTES] = 0xff)),
     'text payload not UTF-8': encodeEnvelope(1, 1, 1, Buffer.from('room'), Buffer.from([0x68, 0xc3])),
     'text payload with a surrogate (CESU)': encodeEnvelope(1, 1, 1, Buffer.from('room'), Buffer.from([0xed, 0xa0, 0x80])),
@@ -275,6 +278,15 @@ t.test('remote path: messages cross, own echoes are dropped, every member gets o
   t.equal(b.transmitted[0], c.transmitted[0], 'a remote message is encoded once for the members of a process');
   t.match(p1.stats(), { published: 5, received: 1, ownEchoes: 5, duplicates: 0, lost: 0, invalid: 0 });
   t.match(p2.stats(), { published: 1, received: 5, ownEchoes: 1, delivered: 12 });
+  // A topic closed and made again on the publisher's side: its messages still reach the others (its numbers go on
+  // past the old ones, and its first message says that its count starts again: nothing counted as lost).
+  r1.close();
+  const again = p1.topic('room');
+  await again.publish('again 1');
+  await again.publish('again 2');
+  await settle();
+  for (const m of [b, c]) t.same(texts(m.read()), ['again 1', 'again 2'], 'the topic made again reaches p2');
+  t.match(p2.stats(), { duplicates: 0, lost: 0 });
   // A topic that does not exist on the other side: unrouted there.
   await p1.topic('elsewhere').publish('nobody');
   t.equal(p2.stats().unrouted, 1);
@@ -302,9 +314,14 @@ t.test('remote path: duplicates and older messages are dropped, gaps counted, in
   // Sequence wrap: 0xffffffff then 0 is in order.
   broker.inject(env(0xffffffff, 'last', 79));
   broker.inject(env(0, 'first again', 79));
+  // FIRST: the origin made the topic again; its count restarts (even below the last one), but not the same one twice.
+  const first = (seq: number, text: string): Buffer => encodeEnvelope(1, 77, seq, Buffer.from('room'), text, true);
+  broker.inject(first(2, 'restarted'));
+  broker.inject(first(2, 'restarted again: the same message'));
+  broker.inject(env(3, 'after the restart'));
   await settle();
-  t.same(texts(m.read()), ['ten', 'eleven', 'fifteen', 'another origin', 'last', 'first again']);
-  t.match(p.stats(), { received: 6, duplicates: 3, lost: 3, invalid: 2 });
+  t.same(texts(m.read()), ['ten', 'eleven', 'fifteen', 'another origin', 'last', 'first again', 'restarted', 'after the restart']);
+  t.match(p.stats(), { received: 8, duplicates: 4, lost: 3, invalid: 2 });
   t.equal(errors.length, 1, 'reported at most once a second');
   t.equal(code(errors[0]), 'ENVELOPE_INVALID');
 });

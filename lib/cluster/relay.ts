@@ -101,6 +101,7 @@ export class ClusterRelay {
     this.queues.clear();
   }
 
+  /** What the relay did so far, and the bytes it has queued now (see {@link ClusterRelayStats}). */
   stats(): ClusterRelayStats {
     let pendingBytes = 0;
     for (const q of this.queues.values()) pendingBytes += q.pendingBytes;

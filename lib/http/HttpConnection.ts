@@ -62,6 +62,11 @@ export interface HttpErrorReporter {
 
 /** Input held while parsing is blocked; over this the socket is paused. */
 const HOLD_LIMIT = 64 * 1024;
+/**
+ * On a graceful stop, how long a connection that has received nothing yet may still send its first request (see
+ * onShutdown). Bounded by the stop's own deadline too.
+ */
+const FIRST_REQUEST_GRACE_MS = 1000;
 const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 /**
@@ -291,6 +296,16 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   onShutdown(): void {
     this.shuttingDown = true;
+    if (this.exchange === undefined && this.heldLength === 0 && this.requests === 0 && !this.headStarted && !this.peerClosed) {
+      // Accepted just before the listener closed (the kernel's queue, or a node:cluster primary handing connections
+      // out) and nothing received yet: its client's request is most likely on its way. Closing now would reset it,
+      // the race that turns a graceful stop or a rolling restart into failed requests. So it gets a first-request
+      // grace instead: its first response is its last (shuttingDown), and a client that sends nothing is closed by
+      // the idle sweep after FIRST_REQUEST_GRACE_MS (or by the stop's deadline, whichever comes first).
+      const endPoint = this.endPoint;
+      if (endPoint.idleTimeoutMs === 0 || endPoint.idleTimeoutMs > FIRST_REQUEST_GRACE_MS) endPoint.idleTimeoutMs = FIRST_REQUEST_GRACE_MS;
+      return;
+    }
     if (this.exchange === undefined && this.heldLength === 0) {
       this._state = 'CLOSING';
       this.startLinger();
@@ -771,6 +786,9 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
     if (next === undefined) return;
     this.pendingUpgrade = undefined;
     this.endPoint.upgrade(next(this.endPoint));
+    // A stop began while this was still HTTP (a first request that was an upgrade): the new connection finishes
+    // gracefully too (a WebSocket closes with 1001 at once, and its client reconnects elsewhere).
+    if (this.shuttingDown) this.endPoint.shutdown();
   }
 
   private updateInterest(): void {

@@ -391,9 +391,14 @@ export class SelectorManager implements EndPointOwner {
   }
 
   private accept(socket: Socket): void {
-    if (this._state !== 'STARTED' || this._endPoints.size >= this.maxConnections) {
+    // Accepting from the moment listen() was called, not only once it resolved: in a node:cluster worker with
+    // round-robin scheduling, the primary hands connections over as soon as it registered the worker's listen, and
+    // they can arrive before the worker's 'listening' callback. Refusing them would reset connections that the
+    // cluster already accepted (during a rolling restart, each new worker's first ones).
+    const accepting = this._state === 'STARTED' || (this._state === 'IDLE' && this.server !== undefined);
+    if (!accepting || this._endPoints.size >= this.maxConnections) {
       this.counters.refused++;
-      if (this._state === 'STARTED') {
+      if (accepting) {
         this.counters.refusedAtLimit++;
         this.unreportedRefusals++;
       }

@@ -102,6 +102,7 @@ export class ClusterBroker implements Broker {
     this.maxPendingBytes = max;
   }
 
+  /** `ready` while the IPC channel to the primary is connected, `unavailable` after, `closed` after close(). */
   get state(): BrokerState {
     if (this.closed) return 'closed';
     return process.connected ? 'ready' : 'unavailable';
@@ -115,6 +116,7 @@ export class ClusterBroker implements Broker {
     process.on('message', this.listener);
   }
 
+  /** Resolves at once: the relay sends every message to every worker, and the PubSub routes by topic. */
   subscribe(topic: string): Promise<void> {
     if (this.closed) return safeToDrop(Promise.reject(new BrokerError('BROKER_CLOSED', 'the ClusterBroker is closed')));
     // The relay sends every message to every worker: nothing to ask for; the PubSub routes by topic.
@@ -122,11 +124,16 @@ export class ClusterBroker implements Broker {
     return Promise.resolve();
   }
 
+  /** Forgets the topic (counted in stats().subscriptions only). */
   unsubscribe(topic: string): Promise<void> {
     this.topics.delete(topic);
     return Promise.resolve();
   }
 
+  /**
+   * Sends the envelope to the primary's relay. Resolves once written to the channel; rejects with
+   * 'BROKER_UNAVAILABLE' (channel closed), 'BROKER_OVERLOADED' (past maxPendingBytes), 'BROKER_CLOSED'.
+   */
   publish(topic: string, envelope: Buffer): Promise<void> {
     if (this.closed) return this.fail(new BrokerError('BROKER_CLOSED', 'the ClusterBroker is closed'));
     if (!process.connected) return this.fail(new BrokerError('BROKER_UNAVAILABLE', 'the IPC channel to the cluster primary is closed'));
@@ -160,6 +167,7 @@ export class ClusterBroker implements Broker {
     );
   }
 
+  /** The broker's counters (kind 'cluster'). */
   stats(): BrokerStats {
     return {
       kind: 'cluster',

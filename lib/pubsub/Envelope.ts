@@ -6,17 +6,19 @@
  * offset  size  field
  *      0     1  version (1)
  *      1     1  opcode: 1 text, 2 binary (the RFC 6455 §5.2 values: the WebSocket message it becomes)
- *      2     6  origin: the publishing PubSub's id (48-bit unsigned, big-endian)
- *      8     4  sequence: the origin's count of messages on this topic (32-bit unsigned, big-endian, wraps)
- *     12     2  n: the topic name's length in UTF-8 bytes (1..MAX_TOPIC_BYTES)
- *     14     n  the topic name (UTF-8)
- *   14+n     -  the payload: the message's bytes, as they are (binary-safe: no text encoding on the way)
+ *      2     1  flags: bit 0 FIRST (the first message of the origin's topic: its sequence starts here); others 0
+ *      3     6  origin: the publishing PubSub's id (48-bit unsigned, big-endian)
+ *      9     4  sequence: the origin's number of this message on this topic (32-bit unsigned, big-endian, wraps)
+ *     13     2  n: the topic name's length in UTF-8 bytes (1..MAX_TOPIC_BYTES)
+ *     15     n  the topic name (UTF-8)
+ *   15+n     -  the payload: the message's bytes, as they are (binary-safe: no text encoding on the way)
  * ```
  *
  * Why an envelope rather than the bare payload: the opcode keeps text and binary apart across processes (a Redis
  * message is only bytes); the origin lets a process drop its own messages when Redis echoes them back to its
  * subscription (it delivered them locally already); the sequence lets a receiver see a message twice or a gap
- * (counted); the topic name lets one channel (the cluster's IPC) carry every topic. Decoding is strict: anything
+ * (counted), and FIRST tells it that a topic made again by its publisher starts a new count; the topic name lets
+ * one channel (the cluster's IPC) carry every topic. Decoding is strict: anything
  * else is an {@link BrokerError} 'ENVELOPE_INVALID', counted and dropped by the receiver, never a crash.
  */
 import { isUtf8 } from 'node:buffer';
@@ -25,7 +27,9 @@ import { BrokerError } from './errors.js';
 /** The envelope format this code writes and reads. */
 export const ENVELOPE_VERSION = 1;
 /** Bytes before the topic name. */
-export const ENVELOPE_HEADER_BYTES = 14;
+export const ENVELOPE_HEADER_BYTES = 15;
+/** The flag of a topic's first message from its origin (its sequence starts there). */
+export const ENVELOPE_FLAG_FIRST = 0x01;
 /** Longest topic name, in UTF-8 bytes. */
 export const MAX_TOPIC_BYTES = 1024;
 /** Largest origin id (48 bits). */
@@ -37,6 +41,8 @@ export type EnvelopeOpCode = 1 | 2;
 /** A decoded envelope. `payload` is a view of the decoded buffer (not a copy). */
 export interface Envelope {
   readonly opcode: EnvelopeOpCode;
+  /** The first message of the origin's topic (made again since, or new): the sequence starts here. */
+  readonly first: boolean;
   readonly origin: number;
   readonly sequence: number;
   readonly topic: string;
@@ -45,10 +51,17 @@ export interface Envelope {
 
 /**
  * Encodes one message. `topicBytes` is the topic name's UTF-8 (the Topic keeps it); `payload` a string (encoded
- * as UTF-8 into the envelope, no intermediate Buffer) or bytes (copied).
+ * as UTF-8 into the envelope, no intermediate Buffer) or bytes (copied); `first` sets the FIRST flag.
  * @throws RangeError for an origin, sequence or topic out of range.
  */
-export function encodeEnvelope(opcode: EnvelopeOpCode, origin: number, sequence: number, topicBytes: Uint8Array, payload: string | Uint8Array): Buffer {
+export function encodeEnvelope(
+  opcode: EnvelopeOpCode,
+  origin: number,
+  sequence: number,
+  topicBytes: Uint8Array,
+  payload: string | Uint8Array,
+  first = false,
+): Buffer {
   if (!Number.isInteger(origin) || origin < 0 || origin > MAX_ORIGIN) throw new RangeError(`origin must be a 48-bit unsigned integer (got ${origin})`);
   if (!Number.isInteger(sequence) || sequence < 0 || sequence > 0xffffffff) throw new RangeError(`sequence must be a 32-bit unsigned integer (got ${sequence})`);
   const n = topicBytes.byteLength;
@@ -57,9 +70,10 @@ export function encodeEnvelope(opcode: EnvelopeOpCode, origin: number, sequence:
   const out = Buffer.allocUnsafe(ENVELOPE_HEADER_BYTES + n + payloadBytes);
   out[0] = ENVELOPE_VERSION;
   out[1] = opcode;
-  out.writeUIntBE(origin, 2, 6);
-  out.writeUInt32BE(sequence, 8);
-  out.writeUInt16BE(n, 12);
+  out[2] = first ? ENVELOPE_FLAG_FIRST : 0;
+  out.writeUIntBE(origin, 3, 6);
+  out.writeUInt32BE(sequence, 9);
+  out.writeUInt16BE(n, 13);
   out.set(topicBytes, ENVELOPE_HEADER_BYTES);
   const at = ENVELOPE_HEADER_BYTES + n;
   if (typeof payload === 'string') out.write(payload, at, 'utf8');
@@ -68,7 +82,7 @@ export function encodeEnvelope(opcode: EnvelopeOpCode, origin: number, sequence:
 }
 
 /**
- * Decodes an envelope, strictly: the version, the opcode, the topic length and its UTF-8, and for a text message
+ * Decodes an envelope, strictly: the version, the opcode, the flags, the topic length and its UTF-8, and for a text message
  * the payload's UTF-8 (RFC 6455 §8.1: a text message is UTF-8; a remote process must not make us send one that
  * is not) are checked.
  * @throws BrokerError 'ENVELOPE_INVALID' for anything else (the message says what).
@@ -79,7 +93,9 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (b[0] !== ENVELOPE_VERSION) throw invalid(`version ${b[0]}, expected ${ENVELOPE_VERSION}`);
   const opcode = b[1];
   if (opcode !== 1 && opcode !== 2) throw invalid(`opcode ${opcode}, expected 1 (text) or 2 (binary)`);
-  const n = b.readUInt16BE(12);
+  const flags = b[2]!;
+  if ((flags & ~ENVELOPE_FLAG_FIRST) !== 0) throw invalid(`flags 0x${flags.toString(16)}, only 0x01 (FIRST) is defined`);
+  const n = b.readUInt16BE(13);
   if (n === 0 || n > MAX_TOPIC_BYTES) throw invalid(`topic length ${n}, expected 1 to ${MAX_TOPIC_BYTES}`);
   const end = ENVELOPE_HEADER_BYTES + n;
   if (end > b.length) throw invalid(`topic length ${n} runs past the end of the ${b.length} bytes`);
@@ -89,8 +105,9 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (opcode === 1 && !isUtf8(payload)) throw invalid('a text message whose payload is not UTF-8');
   return {
     opcode,
-    origin: b.readUIntBE(2, 6),
-    sequence: b.readUInt32BE(8),
+    first: flags === ENVELOPE_FLAG_FIRST,
+    origin: b.readUIntBE(3, 6),
+    sequence: b.readUInt32BE(9),
     topic: topicBytes.toString('utf8'),
     payload,
   };

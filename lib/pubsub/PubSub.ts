@@ -84,7 +84,7 @@ interface Counters {
 export class PubSub {
   /** The origin id of this process's messages (48 bits, random). */
   readonly origin: number;
-  /** @internal The broker, if any (the topics publish through it). */
+  /** The broker given in the options, if any (the topics publish through it). */
   readonly broker: Broker | undefined;
   private readonly onError: ((error: Error) => void) | undefined;
   private readonly topics = new Map<string, Topic>();
@@ -138,7 +138,13 @@ export class PubSub {
       this.counters.unrouted++;
       return;
     }
-    topic.deliverRemote(decoded);
+    try {
+      topic.deliverRemote(decoded);
+    } catch (e) {
+      // Never into the broker's event handler (a Redis client's parser, process.on('message')).
+      this.counters.invalid++;
+      this.report(e as Error);
+    }
   };
 
   /**
@@ -175,7 +181,7 @@ export class PubSub {
     // A lone surrogate becomes U+FFFD in UTF-8: two names would meet as one on the other side.
     if (bytes.toString('utf8') !== name) throw new RangeError('a topic name must be well-formed Unicode (no lone surrogates)');
     const ready = this.broker === undefined ? Promise.resolve() : safeToDrop(this.broker.subscribe(name));
-    const topic = new Topic(this, name, bytes, ready);
+    const topic = new Topic(this, name, bytes, ready, this.counters.published);
     this.topics.set(name, topic);
     return topic;
   }
@@ -190,6 +196,7 @@ export class PubSub {
     return this.closed;
   }
 
+  /** The counters of this process's topics and, under `broker`, of its broker (see {@link PubSubStats}). */
   stats(): PubSubStats {
     let members = 0;
     for (const topic of this.topics.values()) members += topic.size;

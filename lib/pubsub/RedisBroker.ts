@@ -212,6 +212,10 @@ export class RedisBroker implements Broker {
     this.onError = options.onError;
   }
 
+  /**
+   * `ready` while both clients are ready; `connecting` until they first were; `unavailable` while either is
+   * not (Redis down, reconnecting); `closed` after close().
+   */
   get state(): BrokerState {
     if (this.closed) return 'closed';
     if (this.publisher.ready && this.subscriber.ready) {
@@ -242,6 +246,10 @@ export class RedisBroker implements Broker {
     if (this.subscriber.ready) this.subscriberWasReady = true;
   }
 
+  /**
+   * SUBSCRIBEs the topic's channel (`prefix` + topic) on the subscriber. Resolves when Redis answered (after a
+   * reconnect if Redis is down now); rejects with 'BROKER_CLOSED' if the broker or the topic closes first.
+   */
   subscribe(topic: string): Promise<void> {
     if (this.closed) return safeToDrop(Promise.reject(new BrokerError('BROKER_CLOSED', 'the RedisBroker is closed')));
     const existing = this.subscriptions.get(topic);
@@ -260,6 +268,7 @@ export class RedisBroker implements Broker {
     return ready;
   }
 
+  /** UNSUBSCRIBEs the topic's channel. Never rejects. */
   unsubscribe(topic: string): Promise<void> {
     const subscription = this.subscriptions.get(topic);
     if (subscription === undefined) return Promise.resolve();
@@ -268,6 +277,11 @@ export class RedisBroker implements Broker {
     return this.sendUnsubscribe(subscription.channel);
   }
 
+  /**
+   * PUBLISHes the envelope on the topic's channel. Resolves when Redis answered; rejects at once with
+   * 'BROKER_UNAVAILABLE' when the publisher is not ready, 'BROKER_OVERLOADED' past maxPendingBytes,
+   * 'BROKER_CLOSED'; with 'BROKER_UNAVAILABLE' when the command failed (the connection lost meanwhile).
+   */
   publish(topic: string, envelope: Buffer): Promise<void> {
     if (this.closed) return this.fail(new BrokerError('BROKER_CLOSED', 'the RedisBroker is closed'));
     // Fail fast: a client that is not ready would queue the command (its offline queue) and send it whenever
@@ -302,6 +316,7 @@ export class RedisBroker implements Broker {
     );
   }
 
+  /** The broker's counters; `kind` is the publisher's client ('node-redis' or 'ioredis'). */
   stats(): RedisBrokerStats {
     return {
       kind: this.publisher.kind,

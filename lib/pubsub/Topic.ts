@@ -34,15 +34,23 @@ export class Topic {
   private readonly hub: PubSub;
   private readonly sessions = new Set<WebSocketSession>();
   private readonly nameBytes: Buffer;
-  /** This process's next sequence number on the topic (the envelope's per-origin sequence). */
-  private sequence = 0;
+  /**
+   * This process's next sequence number on the topic (the envelope's per-origin sequence). It starts at the
+   * PubSub's count of publishes so far, past the last number of any earlier topic of this name in this process,
+   * so that a receiver that kept the topic never takes a topic made again here for old messages (even when the
+   * FIRST message is lost).
+   */
+  private sequence: number;
+  /** The next publish is the topic's first (FIRST flag). */
+  private first = true;
   /** Per origin, the last sequence number delivered: for duplicates and gaps (see deliverRemote). */
   private readonly lastSequence = new Map<number, number>();
   private closed = false;
 
   /** @internal Made by PubSub.topic(). */
-  constructor(hub: PubSub, name: string, nameBytes: Buffer, ready: Promise<void>) {
+  constructor(hub: PubSub, name: string, nameBytes: Buffer, ready: Promise<void>, firstSequence: number) {
     this.hub = hub;
+    this.sequence = firstSequence >>> 0;
     this.name = name;
     this.nameBytes = nameBytes;
     this.ready = ready;
@@ -114,8 +122,9 @@ export class Topic {
     const broker = hub.broker;
     if (broker === undefined) return Promise.resolve(result);
     const opcode = typeof data === 'string' || options?.text === true ? 1 : 2;
-    const envelope = encodeEnvelope(opcode, hub.origin, this.sequence, this.nameBytes, data);
+    const envelope = encodeEnvelope(opcode, hub.origin, this.sequence, this.nameBytes, data, this.first);
     this.sequence = (this.sequence + 1) >>> 0;
+    this.first = false;
     return safeToDrop(broker.publish(this.name, envelope).then(() => result, hub.remoteFailed));
   }
 
@@ -140,7 +149,8 @@ export class Topic {
 
   /**
    * @internal An envelope from another process for this topic: checked against the origin's last sequence (a
-   * duplicate or an older one is dropped, a gap counted as lost), then broadcast to the members.
+   * duplicate or an older one is dropped, a gap counted as lost; a FIRST one starts the count again), then
+   * broadcast to the members.
    */
   deliverRemote(envelope: Envelope): void {
     const hub = this.hub;
@@ -151,13 +161,14 @@ export class Topic {
         if (oldest.done !== true) this.lastSequence.delete(oldest.value);
       }
     } else {
-      // Serial number arithmetic (RFC 1982) over 32 bits: 0 is the same message, 2^31 and up an older one.
+      // Serial number arithmetic (RFC 1982) over 32 bits: 0 is the same message, 2^31 and up an older one. A FIRST
+      // message starts the count again (the publisher made the topic again), unless it is the same message.
       const ahead = (envelope.sequence - last) >>> 0;
-      if (ahead === 0 || ahead >= 0x80000000) {
+      if (ahead === 0 || (ahead >= 0x80000000 && !envelope.first)) {
         hub.countDuplicate();
         return;
       }
-      if (ahead > 1) hub.countLost(ahead - 1);
+      if (ahead > 1 && !envelope.first) hub.countLost(ahead - 1);
     }
     this.lastSequence.set(envelope.origin, envelope.sequence);
     hub.countReceived(broadcast(this.sessions, envelope.payload, envelope.opcode === 1 ? TEXT : undefined));

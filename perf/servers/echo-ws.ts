@@ -1,5 +1,6 @@
 /**
- * Benchmark peer: the `ws` library on node:http, the same routes as echo-quay: WebSocket echo at /echo, broadcast
+ * Benchmark peer: the `ws` library on node:http, the same routes as echo-quay: WebSocket echo at /echo (relays the
+ * Buffer it receives), the echo through strings at /echo-string (text decoded and sent as a string), broadcast
  * at /broadcast (the loop of ws's README: `send` to every open client, each encoding its own frame), HTTP hello at
  * /hello, memory at /stats and a heap snapshot at /heapsnapshot (node:http, stats.ts). perMessageDeflate is off,
  * as in quay, except on /echo-deflate (the echo with ws's permessage-deflate, threshold 1024 as quay's, accepted
@@ -38,6 +39,7 @@ server.keepAliveTimeout = 60_000;
 // clientTracking off for /echo (nothing needs the set); on for /broadcast, whose `clients` is the room.
 const echo = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
 const room = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: true });
+const echoString = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
 const echoDeflate = new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 1024 }, clientTracking: false });
 
 function onEchoMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
@@ -48,10 +50,18 @@ function onRoomMessage(data: RawData, isBinary: boolean): void {
     if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
   }
 }
+/** /echo-string: text decoded to a string and sent as one, as quay's /echo-string does (ws hands out Buffers). */
+function onEchoStringMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  this.send(isBinary ? data : (data as Buffer).toString('utf8'), { binary: isBinary });
+}
 function ignore(): void {}
 
 echo.on('connection', (ws: WebSocket) => {
   ws.on('message', onEchoMessage);
+  ws.on('error', ignore);
+});
+echoString.on('connection', (ws: WebSocket) => {
+  ws.on('message', onEchoStringMessage);
   ws.on('error', ignore);
 });
 echoDeflate.on('connection', (ws: WebSocket) => {
@@ -64,7 +74,8 @@ room.on('connection', (ws: WebSocket) => {
 });
 
 server.on('upgrade', (req, socket, head) => {
-  const target = req.url === '/echo' ? echo : req.url === '/broadcast' ? room : req.url === '/echo-deflate' ? echoDeflate : undefined;
+  const target =
+    req.url === '/echo' ? echo : req.url === '/broadcast' ? room : req.url === '/echo-deflate' ? echoDeflate : req.url === '/echo-string' ? echoString : undefined;
   if (target === undefined) {
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     return;
