@@ -84,6 +84,13 @@ const loadBefore = loadavg();
 if (pinned) pin(process.pid, CLIENT_CORE);
 const redis = await RedisServerProcess.start();
 if (pinned && redis.pid !== undefined) pin(redis.pid, CLIENT_CORE);
+// Interrupted: stop redis-server by its PID (the servers exit with our stdin pipe, the subscriber processes with
+// their IPC channel).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void redis.stop().finally(() => process.exit(130));
+  });
+}
 log(`fan-out to ${subscribers} sessions; redis-server ${redis.url} (pid ${redis.pid}); load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
 try {
