@@ -1,5 +1,5 @@
 /**
- * node:cluster's two ways of spreading connections over the workers, on this machine (issue 12, "All cores"):
+ * node:cluster's two ways of spreading connections over the workers, on this machine (measured to choose lib/cluster's default):
  *   round-robin (SCHED_RR, node's default on Linux): the primary accepts every connection and hands it to a worker
  *     over IPC, in turn;
  *   kernel (SCHED_NONE): every worker accepts on the shared listening socket and the kernel picks which.

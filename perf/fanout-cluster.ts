@@ -15,7 +15,7 @@
  * - a closed-loop step with --inflight messages in flight (sent and not yet received by every subscriber): the
  *   highest deliveries/s the setup sustains with bounded queues.
  * The servers are pinned to core 0, the subscriber processes, redis-server and this process (the publishers) to
- * core 1 (--no-pin: not pinned). Prints per-run lines, medians and per-pair ratios, and the goals of issue 12:
+ * core 1 (--no-pin: not pinned). Prints per-run lines, medians and per-pair ratios, and the goals of the scale-out work:
  * quay-2proc-redis >= 3x socketio-2proc-redis deliveries/s, and its p99 within 2x of quay-1proc's at the same rate.
  * The client ceiling: the subscriber processes' CPU over each window (near 100% of their core = the clients, not
  * the servers, set the rate).
