@@ -3,14 +3,13 @@
  * forks JavaScript: the TypeScript loader of tap takes seconds per process), built here when dist/ is older than
  * the sources; free ports; HTTP requests on fresh connections; WebSocket clients that record their close code.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Test } from 'tap';
 import { ClusterSupervisor, WebSocket } from '../../lib/index.js';
+import { ensureBuilt as ensureDistBuilt } from './distBuild.js';
 import type { ClusterEvent, ClusterOptions } from '../../lib/index.js';
 
 const root = resolve(import.meta.dirname ?? '.', '..', '..');
@@ -18,48 +17,9 @@ const root = resolve(import.meta.dirname ?? '.', '..', '..');
 export const APP = join(root, 'dist', 'perf', 'cluster', 'app.js');
 export const HOST = '127.0.0.1';
 
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) latest = Math.max(latest, newest(path));
-    else if (entry.name.endsWith('.ts')) latest = Math.max(latest, statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-function builtAt(): number {
-  try {
-    return Math.min(statSync(APP).mtimeMs, statSync(join(root, 'dist', 'lib', 'index.js')).mtimeMs);
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * Builds dist/ (tsc -p tsconfig.json) when the program or lib/ changed since the last build (`npm test` builds
- * first, so this is for a test run on its own). A lock directory keeps two test files from building at once.
- */
-export async function ensureBuilt(): Promise<void> {
-  const sources = Math.max(newest(join(root, 'lib')), newest(join(root, 'perf', 'cluster')));
-  if (builtAt() >= sources) return;
-  const lock = join(root, 'dist', '.cluster-test-build');
-  mkdirSync(join(root, 'dist'), { recursive: true });
-  for (let i = 0; i < 1200; i++) {
-    try {
-      mkdirSync(lock);
-    } catch {
-      await new Promise((r) => setTimeout(r, 100)); // another test file builds: wait for it (bounded: 120 s)
-      continue;
-    }
-    try {
-      if (builtAt() < sources) execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
-    } finally {
-      rmdirSync(lock);
-    }
-    return;
-  }
-  throw new Error('dist/ is being built by another test for too long');
+/** Builds dist/ when perf/cluster or lib/ changed since the program was built (a test file run on its own). */
+export function ensureBuilt(): Promise<void> {
+  return ensureDistBuilt(APP, ['perf/cluster']);
 }
 
 export async function freePort(): Promise<number> {
