@@ -296,12 +296,14 @@ export class HttpConnection implements Connection, HttpParserHandler, ResponseCh
 
   onShutdown(): void {
     this.shuttingDown = true;
-    if (this.exchange === undefined && this.heldLength === 0 && this.requests === 0 && !this.headStarted && !this.peerClosed) {
-      // Accepted just before the listener closed (the kernel's queue, or a node:cluster primary handing connections
-      // out) and nothing received yet: its client's request is most likely on its way. Closing now would reset it,
-      // the race that turns a graceful stop or a rolling restart into failed requests. So it gets a first-request
-      // grace instead: its first response is its last (shuttingDown), and a client that sends nothing is closed by
-      // the idle sweep after FIRST_REQUEST_GRACE_MS (or by the stop's deadline, whichever comes first).
+    if (this.exchange === undefined && this.heldLength === 0 && !this.headStarted && !this.peerClosed) {
+      // Between requests: accepted just before the listener closed (the kernel's queue, or a node:cluster primary
+      // handing connections out) with nothing received yet, or a keep-alive connection whose last response just
+      // went out. Either way its client's next request may be on its way: closing now would reset it, the race
+      // that turns a graceful stop or a rolling restart into failed requests (RFC 9112 §9.6 lets a server close an
+      // idle connection, but a client only retries what it knows was not processed). So it gets a grace instead:
+      // its next response is its last (`Connection: close`, shuttingDown), and a client that sends nothing is
+      // closed by the idle sweep after FIRST_REQUEST_GRACE_MS (or by the stop's deadline, whichever comes first).
       const endPoint = this.endPoint;
       if (endPoint.idleTimeoutMs === 0 || endPoint.idleTimeoutMs > FIRST_REQUEST_GRACE_MS) endPoint.idleTimeoutMs = FIRST_REQUEST_GRACE_MS;
       return;

@@ -137,7 +137,11 @@ export class Server implements HttpErrorReporter {
     return this.manager.listen({ host: this.options.host ?? '127.0.0.1', port: this.options.port ?? 8080 });
   }
 
-  /** Graceful stop: in-flight requests finish, idle keep-alive connections close, the rest are closed at the deadline. */
+  /**
+   * Graceful stop: stop accepting; in-flight requests finish (their responses marked `Connection: close`); a
+   * connection between requests gets 1 s for its next one (answered, marked close: it may have been on its way)
+   * and is closed after that; WebSocket sessions close with 1001; what remains is closed at the deadline.
+   */
   stop(graceMs = 30_000): Promise<void> {
     return safeToDrop(this.manager.stop(graceMs).finally(() => this.defaultReporter?.flush()));
   }
