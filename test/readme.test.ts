@@ -11,12 +11,12 @@ import t from 'tap';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { hasOpenssl, testCertificates } from '../examples/certificates.js';
+import { freePort } from '../perf/services/RedisServerProcess.js';
 import { Router, Server, WebSocketUpgradeHandler } from '../lib/index.js';
 import { RedisServerProcess, findRedisServer } from '../perf/services/RedisServerProcess.js';
 
@@ -71,14 +71,6 @@ function briefly(command: string, plainPort: number, tlsPort: number, pid: numbe
   if (args[0] === 'selftest') return [...args, '--duration', '1', '--json', '--quiet'];
   if (!args.includes('-d') && !args.includes('--duration')) args.push('--duration', '1');
   return [...args, '--warmup', '0', '--json', '--quiet'];
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Resolves once something accepts on the port (bounded). */

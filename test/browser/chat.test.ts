@@ -41,6 +41,7 @@ import { freePort } from '../../perf/services/RedisServerProcess.js';
 import { ChatProbe } from './ChatProbe.js';
 import type { Received } from './ChatProbe.js';
 import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
+import { message, notice, say } from './chatPage.js';
 
 // Chromium, child processes and TLS on a small shared machine: more than tap's default 120 s when it is loaded.
 t.setTimeout(300_000);
@@ -384,14 +385,6 @@ async function browserTests(t: Test, executablePath: string): Promise<void> {
     const close = async (member: Member): Promise<void> => {
     open.delete(member);
     await member.context.close();
-  };
-  const notice = (member: Member, kind: string, text: string) =>
-    member.page.locator(`#messages li[data-kind="${kind}"]`, { hasText: text });
-  const message = (member: Member, from: string, text: string) =>
-    member.page.locator('#messages li[data-kind="message"]').filter({ has: member.page.locator('.name', { hasText: from }) }).filter({ hasText: text });
-  const say = async (member: Member, text: string): Promise<void> => {
-    await member.page.fill('#text', text);
-    await member.page.press('#text', 'Enter');
   };
 
   /** A step that, on failure, leaves a screenshot of every open page in its test folder. */

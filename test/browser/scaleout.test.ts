@@ -18,6 +18,7 @@ import { RedisServerProcess, findRedisServer } from '../../perf/services/RedisSe
 import { ensureChatBuilt, runCli } from '../support/chatCli.js';
 import type { CliRun } from '../support/chatCli.js';
 import { findChromium, launchChromium } from './chromium.js';
+import { message, notice, say } from './chatPage.js';
 
 // redis-server, two instances, haproxy and Chromium on a small shared machine: more than tap's default 120 s
 // when it is loaded.
@@ -100,13 +101,6 @@ async function scaleOut(t: Test, executablePath: string): Promise<void> {
   };
   /** The instance the page's chat connection is on (from its `members` message, shown in the footer). */
   const instanceOf = async (member: Member): Promise<string> => (await member.page.locator('#instance').getAttribute('data-instance')) ?? '';
-  const notice = (member: Member, kind: string, text: string) => member.page.locator(`#messages li[data-kind="${kind}"]`, { hasText: text });
-  const message = (member: Member, from: string, text: string) =>
-    member.page.locator('#messages li[data-kind="message"]').filter({ has: member.page.locator('.name', { hasText: from }) }).filter({ hasText: text });
-  const say = async (member: Member, text: string): Promise<void> => {
-    await member.page.fill('#text', text);
-    await member.page.press('#text', 'Enter');
-  };
 
   /** A step that, on failure, leaves a screenshot of every open page in its test folder. */
   const step = (name: string, fn: (t: Test) => Promise<void>) =>

@@ -3,61 +3,23 @@
  * runs it, in a child process stopped by its PID at teardown: for test/browser/chat.test.ts and the scale-out
  * tests.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
+import { ROOT, ensureBuilt } from './distBuild.js';
 
 /** The chat's entry point. */
 export const CHAT_CLI = fileURLToPath(new URL('../../examples/chat/server.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The compiled entry point (`npm start` runs it): for --workers, whose workers node:cluster forks as JavaScript. */
 export const BUILT_CHAT_CLI = join(ROOT, 'dist', 'examples', 'chat', 'server.js');
 
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) latest = Math.max(latest, newest(path));
-    else if (entry.name.endsWith('.ts')) latest = Math.max(latest, statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-function builtAt(): number {
-  try {
-    return Math.min(statSync(BUILT_CHAT_CLI).mtimeMs, statSync(join(ROOT, 'dist', 'lib', 'index.js')).mtimeMs);
-  } catch {
-    return 0;
-  }
-}
-
 /**
- * Builds dist/ (tsc -p tsconfig.json) when lib/ or examples/ changed since the last build (`npm test` builds first,
- * so this is for a test file run on its own). The lock directory of test/support/clusterApp.ts keeps two test
- * files from building at once.
+ * Builds dist/ when lib/ or examples/ changed since the last build (`npm test` builds first, so this is for a test
+ * file run on its own; distBuild.ts's lock keeps two test files from building at once).
  */
-export async function ensureChatBuilt(): Promise<void> {
-  const sources = Math.max(newest(join(ROOT, 'lib')), newest(join(ROOT, 'examples')));
-  if (builtAt() >= sources) return;
-  const lock = join(ROOT, 'dist', '.cluster-test-build');
-  mkdirSync(join(ROOT, 'dist'), { recursive: true });
-  for (let i = 0; i < 1200; i++) {
-    try {
-      mkdirSync(lock);
-    } catch {
-      await new Promise((r) => setTimeout(r, 100)); // another test file builds: wait for it (bounded: 120 s)
-      continue;
-    }
-    try {
-      if (builtAt() < sources) execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
-    } finally {
-      rmdirSync(lock);
-    }
-    return;
-  }
-  throw new Error('dist/ is being built by another test for too long');
+export function ensureChatBuilt(): Promise<void> {
+  return ensureBuilt(BUILT_CHAT_CLI, ['examples']);
 }
 
 /** A running chat command line. */

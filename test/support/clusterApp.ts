@@ -4,30 +4,22 @@
  * the sources; free ports; HTTP requests on fresh connections; WebSocket clients that record their close code.
  */
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Test } from 'tap';
 import { ClusterSupervisor, WebSocket } from '../../lib/index.js';
-import { ensureBuilt as ensureDistBuilt } from './distBuild.js';
+import { freePort } from '../../perf/services/RedisServerProcess.js';
+import { ROOT, ensureBuilt as ensureDistBuilt } from './distBuild.js';
+
+export { freePort };
 import type { ClusterEvent, ClusterOptions } from '../../lib/index.js';
 
-const root = resolve(import.meta.dirname ?? '.', '..', '..');
 /** The compiled cluster program. */
-export const APP = join(root, 'dist', 'perf', 'cluster', 'app.js');
+export const APP = join(ROOT, 'dist', 'perf', 'cluster', 'app.js');
 export const HOST = '127.0.0.1';
 
 /** Builds dist/ when perf/cluster or lib/ changed since the program was built (a test file run on its own). */
 export function ensureBuilt(): Promise<void> {
   return ensureDistBuilt(APP, ['perf/cluster']);
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, HOST, r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 /** GET on a fresh connection (no keep-alive): the status and body, or the error's code (ECONNREFUSED...). */
