@@ -3,25 +3,15 @@
  * those answers summed over the workers (`total`), so that one call tells the whole machine's connections.
  */
 import type { ClusterRelayStats } from './relay.js';
-import type { WorkerState } from './WorkerState.js';
+import type { ClusterWorkerInfo } from './ClusterSupervisor.js';
 
 /** The numeric fields of the workers' stats summed, nested objects summed field by field (e.g. `tls.handshakes`). */
 export interface ClusterTotals {
   [field: string]: number | ClusterTotals;
 }
 
-/** One worker in {@link ClusterStats}. */
-export interface ClusterWorkerStats {
-  /** node:cluster's id of the worker (new for every process). */
-  readonly id: number;
-  /** Its slot: 0..workers-1, kept by its replacements. */
-  readonly slot: number;
-  readonly pid: number | undefined;
-  readonly state: WorkerState;
-  /** How many times this slot's worker was replaced (respawns after crashes and rolling restarts). */
-  readonly restarts: number;
-  /** Crashes of this slot within the crash window. */
-  readonly crashes: number;
+/** One worker in {@link ClusterStats}: what {@link ClusterWorkerInfo} says of it, and its answer. */
+export interface ClusterWorkerStats extends ClusterWorkerInfo {
   /** Its service's `stats()`, when it answered in time (`undefined` for a service without `stats()`). */
   readonly stats?: object;
   /** Why there is no `stats`: `'timeout'` (no answer within `requestTimeoutMs`), `'not running'`, or what its `stats()` threw. */

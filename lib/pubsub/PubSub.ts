@@ -58,19 +58,7 @@ export interface PubSubStats {
 }
 
 /** The counters kept as they happen (the rest of {@link PubSubStats} is computed). */
-interface Counters {
-  published: number;
-  delivered: number;
-  skipped: number;
-  received: number;
-  ownEchoes: number;
-  duplicates: number;
-  lost: number;
-  invalid: number;
-  unrouted: number;
-  remoteFailures: number;
-  listenerErrors: number;
-}
+type Counters = { -readonly [K in Exclude<keyof PubSubStats, 'origin' | 'topics' | 'members' | 'broker'>]: number };
 
 /**
  * The publish/subscribe hub of one process: topics by name, the broker that links this process to the others,
