@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import type { ClusterScheduling, ClusterStats } from '../lib/index.js';
 import { PERF_DIR, fmt, median } from './lib.js';
 import { freePort } from './services/RedisServerProcess.js';
+import { parseWrk } from './wrk.js';
 
 const { values } = parseArgs({
   options: {
@@ -98,24 +99,6 @@ function wrk(port: number, workload: Workload): Promise<string> {
   });
 }
 
-/** wrk's summary: Requests/sec, the --latency percentiles, socket errors and non-2xx answers. */
-function parseWrk(out: string): { rate: number; p50Ms: number; p99Ms: number; errors: number } {
-  const rate = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  if (rate === null) throw new Error(`cannot parse wrk output: ${out}`);
-  const pct = (p: string): number => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
-    if (m === null) return NaN;
-    const v = Number(m[1]);
-    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-  };
-  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  let errors = non2xx === null ? 0 : Number(non2xx[1]);
-  // With Connection: close, wrk counts the server's close after each response as a read error: not an error here.
-  if (socketErrors !== null) errors += Number(socketErrors[1]) + Number(socketErrors[3]) + Number(socketErrors[4]);
-  return { rate: Number(rate[1]), p50Ms: pct('50'), p99Ms: pct('99'), errors };
-}
-
 function acceptedByWorker(stats: ClusterStats): number[] {
   return stats.workers.map((w) => (w.stats as { accepted?: number } | undefined)?.accepted ?? 0);
 }
@@ -127,7 +110,7 @@ async function measure(scheduling: ClusterScheduling): Promise<Run[]> {
     for (const workload of ['keep-alive', 'close', 'spread'] as const) {
       const before = acceptedByWorker(await cluster.stats());
       const load = loadavg()[0]!;
-      const result = parseWrk(await wrk(cluster.port, workload));
+      const result = parseWrk(await wrk(cluster.port, workload), { readErrors: false });
       const after = acceptedByWorker(await cluster.stats());
       runs.push({ scheduling, workload, ...result, accepted: after.map((n, i) => n - (before[i] ?? 0)), load });
     }

@@ -36,9 +36,10 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { HAVE_TASKSET, PERF_DIR, fmt, median as medianOf, runLoad, startServer } from './lib.js';
+import { HAVE_TASKSET, PERF_DIR, cpuTicks, fmt, median as medianOf, runLoad, startServer } from './lib.js';
 import type { RunningServer } from './lib.js';
 import type { LoadReport } from './load/report.js';
+import { parseWrk } from './wrk.js';
 
 const { values } = parseArgs({
   options: {
@@ -269,16 +270,6 @@ function median(xs: readonly number[]): number {
   return finite.length === 0 ? NaN : medianOf(finite);
 }
 
-/** CPU time (user + system) a process has used, in µs, from /proc (clock ticks of 10 ms); 0 where absent. */
-function cpuUs(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  } catch {
-    return 0;
-  }
-}
-
 /** The commands of the run, for RESULTS.md (with a placeholder port). */
 const commands = new Set<string>();
 
@@ -293,24 +284,6 @@ function loadCommand(w: Workload, url: string): { command: string; args: string[
   const args = [CLI, w.loadWorkload, '--url', url, ...w.loadArgs, '--duration', String(durationSec), '--warmup', String(warmupSec), '--json', '--quiet'];
   if (TLS) args.push('--insecure'); // the servers' test certificate is signed by a CA of their own
   return { command: process.execPath, args };
-}
-
-/** Parses wrk's summary: Requests/sec and the --latency percentiles. */
-function parseWrk(out: string): { rate: number; total: number; p50Ms: number; p99Ms: number; errors: number } {
-  const rate = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  const total = /(\d+) requests in/.exec(out);
-  if (rate === null || total === null) throw new Error(`cannot parse wrk output: ${out}`);
-  const pct = (p: string): number => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
-    if (m === null) return NaN;
-    const v = Number(m[1]);
-    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-  };
-  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  let errors = non2xx === null ? 0 : Number(non2xx[1]);
-  if (socketErrors !== null) for (let i = 1; i <= 4; i++) errors += Number(socketErrors[i]);
-  return { rate: Number(rate[1]), total: Number(total[1]), p50Ms: pct('50'), p99Ms: pct('99') , errors };
 }
 
 /** The fields of autocannon's `-j` result that are used here (latencies in ms). */
@@ -339,9 +312,9 @@ async function measureOnce(w: Workload, serverName: string): Promise<Sample> {
   const shown = args.join(' ').replace(CLI, 'dist/perf/load/cli.js').replace(AUTOCANNON, 'node_modules/autocannon/autocannon.js').replace(String(server.port), 'PORT');
   commands.add(`${HAVE_TASKSET ? 'taskset -c 1 ' : ''}${command === process.execPath ? 'node' : command} ${shown}`);
   try {
-    const cpu0 = cpuUs(server.child.pid);
+    const cpu0 = cpuTicks(server.child.pid) * 10_000; // µs
     const out = await runLoad(command, args);
-    const cpu = cpuUs(server.child.pid) - cpu0;
+    const cpu = cpuTicks(server.child.pid) * 10_000 - cpu0;
     if (command === WRK) {
       const r = parseWrk(out);
       return { rate: r.rate, cpuUs: r.total > 0 ? cpu / r.total : NaN, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors };

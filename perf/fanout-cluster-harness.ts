@@ -32,6 +32,7 @@ import { parseTarget } from './load/target.js';
 import { CLIENT_FRAMES, WsLoadClient } from './load/WsLoadClient.js';
 import type { WsLoadHandler } from './load/WsLoadClient.js';
 import { httpGet } from './serverProcess.js';
+import { cpuTicks } from './lib.js';
 
 /** The three setups compared. */
 export type SetupKind = 'quay-2proc-redis' | 'socketio-2proc-redis' | 'quay-1proc';
@@ -115,18 +116,6 @@ const HAVE_TASKSET = spawnSync('taskset', ['--version']).status === 0;
 export const SERVER_CORE = '0';
 export const CLIENT_CORE = '1';
 const CLK_TCK = 100;
-
-/** user + system CPU ticks of a process (1/100 s), 0 when it is gone. */
-export function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": state is field 3 of stat(5), utime 14 and stime 15.
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
 
 /** Busy and total jiffies of each core (/proc/stat): how busy the cores were, whoever used them. */
 export function coreJiffies(): { busy: number; total: number }[] {

@@ -9,11 +9,11 @@
  * the load generator on this machine. autocannon is client-bound here (about 40k req/s whatever the server),
  * which is why wrk is the primary tool.
  */
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fmt, median, runLoad, startServer, PERF_DIR } from './lib.js';
+import { cpuTicks, fmt, median, runLoad, startServer, PERF_DIR } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,16 +43,6 @@ end
 request = function() return req end
 `,
 );
-
-/** CPU time (user + system, in clock ticks of 10 ms) a process has used, from /proc; 0 where /proc is absent. */
-function cpuTicks(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
 
 /** Server CPU per response of the last measurement, in µs: robust when the load generator, not the server, is the limit. */
 let lastCpuUsPerRequest = 0;

@@ -1,5 +1,6 @@
 /** Shared pieces of the side-by-side benchmarks: child servers pinned to a core, medians, ratios. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -68,4 +69,19 @@ export function median(xs: readonly number[]): number {
 
 export function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/**
+ * CPU time (user + system) a process has used, in clock ticks of 10 ms, from /proc/PID/stat; 0 when it is gone or
+ * /proc is absent. Fields are counted after the last ')' (a command name may hold spaces and parentheses):
+ * utime and stime are fields 14 and 15 of stat(5).
+ */
+export function cpuTicks(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
 }
