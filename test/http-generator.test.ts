@@ -250,3 +250,50 @@ t.test('reason phrases and bodiless statuses', async (t) => {
   t.same([100, 101, 199, 204, 304].map(statusAllowsBody), [false, false, false, false, false]);
   t.same([200, 201, 205, 301, 404, 500].map(statusAllowsBody), [true, true, true, true, true, true]);
 });
+
+t.test('the last head is reused only for the same inputs, and small bodies ride in its buffer', async (t) => {
+  const fields = (type: string, extra?: [string, string]): HttpFields => {
+    const f = new HttpFields().add('Content-Type', type);
+    if (extra !== undefined) f.add(extra[0], extra[1]);
+    return f;
+  };
+  const body = Buffer.from('hello world\n');
+  const base = { status: 200, contentLength: body.length, keepAlive: true, body };
+  const first = generateResponseHead({ ...base, fields: fields('text/plain') });
+  const again = generateResponseHead({ ...base, fields: fields('text/plain') });
+  const expected = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\n\r\nhello world\n';
+  t.equal(text(first.bytes), expected, 'the body follows the head in one buffer');
+  t.equal(text(again.bytes), expected, 'the same head again');
+  t.same([first.bodyIncluded, again.bodyIncluded], [true, true]);
+  t.not(first.bytes, again.bytes, 'each response gets its own buffer when the body rides along');
+
+  // Every input that changes the head misses the cache: each answer is what a fresh generation gives.
+  const variants: [string, ResponseHeadInfo, string][] = [
+    ['a field value', { ...base, fields: fields('text/html') }, 'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nDate: *\r\nContent-Length: 12\r\n\r\nhello world\n'],
+    ['a field more', { ...base, fields: fields('text/plain', ['X-A', '1']) }, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\nDate: *\r\nContent-Length: 12\r\n\r\nhello world\n'],
+    ['the status', { ...base, status: 201, fields: fields('text/plain') }, 'HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\n\r\nhello world\n'],
+    ['a reason', { ...base, reason: 'Fine', fields: fields('text/plain') }, 'HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\n\r\nhello world\n'],
+    ['keep-alive off', { ...base, keepAlive: false, fields: fields('text/plain') }, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello world\n'],
+    ['HTTP/1.0', { ...base, versionMinor: 0, fields: fields('text/plain') }, 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\nhello world\n'],
+    ['a HEAD request: no body', { ...base, head: true, fields: fields('text/plain') }, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\n\r\n'],
+    ['a 204: no body, no length', { ...base, status: 204, fields: fields('text/plain') }, 'HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\nDate: *\r\n\r\n'],
+    ['chunked asked for', { ...base, chunked: true, fields: fields('text/plain') }, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nTransfer-Encoding: chunked\r\n\r\n'],
+    ['a user Date', { ...base, fields: fields('text/plain', ['Date', 'Tue, 01 Dec 2026 00:00:00 GMT']) }, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\n\r\nhello world\n'],
+    ['Connection: close in the fields', { ...base, fields: fields('text/plain', ['Connection', 'close']) }, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: *\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello world\n'],
+    ['back to the first', { ...base, fields: fields('text/plain') }, expected],
+  ];
+  for (const [what, info, want] of variants) {
+    const twice = [generateResponseHead(info), generateResponseHead(info)];
+    for (const g of twice) t.equal(text(g.bytes), want, what);
+  }
+  const closing = generateResponseHead({ ...base, fields: fields('text/plain', ['Connection', 'close']) });
+  t.equal(closing.keepAlive, false, 'a remembered head remembers its keep-alive answer too');
+
+  // Bodies that do not go out as they are stay separate.
+  const big = Buffer.alloc(2048, 0x61);
+  const large = generateResponseHead({ status: 200, contentLength: big.length, keepAlive: true, body: big, fields: fields('text/plain') });
+  t.equal(large.bodyIncluded, false, 'over INLINE_BODY_BYTES: not copied');
+  t.notOk(large.bytes.toString('latin1').includes('aaaa'));
+  const mismatch = generateResponseHead({ status: 200, contentLength: 5, keepAlive: true, body, fields: fields('text/plain') });
+  t.equal(mismatch.bodyIncluded, false, 'a Content-Length other than the body size: the caller frames it');
+});

@@ -931,6 +931,11 @@ t.test('text without strings: onTextBytes gets the validated bytes, send/sendTex
           const invalid = Buffer.from([0x68, 0xc3, 0x28]);
           t.throws(() => session.send(invalid, undefined, { text: true }), { name: 'FrameEncodeError', code: 'WS_INVALID_UTF8' });
           t.throws(() => broadcast(handler.sessions, invalid, { text: true }), { code: 'WS_INVALID_UTF8' });
+          // Only the message of the current call skips the second check (receivedText): the bytes of an earlier
+          // message, changed since, are checked like any others.
+          const earlier = received[0]!;
+          earlier[0] = 0xff;
+          t.throws(() => session.send(earlier, undefined, { text: true }), { code: 'WS_INVALID_UTF8' }, 'an earlier message is checked again');
           void session.sendText(invalid).then(
             () => t.fail('sent'),
             (e: { code?: string }) => void session.send(`rejected ${e.code}`),

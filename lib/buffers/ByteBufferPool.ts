@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { RetainableBuffer } from './RetainableBuffer.js';
 import type { BufferOwner } from './RetainableBuffer.js';
 import { BufferLeakError } from './errors.js';

@@ -2,6 +2,7 @@
  * The primary's side of the cluster runner: forks the workers, keeps one per slot alive, stops them, restarts them
  * one at a time, and asks them for their stats. See {@link ClusterSupervisor}.
  */
+import process from 'node:process';
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { safeToDrop } from '../io/safeToDrop.js';

@@ -2,6 +2,7 @@
  * The worker's side of the cluster runner: runs the start function, tells the primary when it serves, answers
  * its stats/dump requests, and stops the service (then exits) when told to. See {@link ClusterWorker}.
  */
+import process from 'node:process';
 import cluster from 'node:cluster';
 import { safeToDrop } from '../io/safeToDrop.js';
 import { ClusterStateError } from './errors.js';

@@ -3,6 +3,7 @@
  * {@link ClusterOptions} (the supervisor's options, with their defaults) and {@link ClusterEvent} (what it tells
  * `onEvent`).
  */
+import process from 'node:process';
 import { availableParallelism } from 'node:os';
 import type { ClusterRelayOptions } from './relay.js';
 import type { WorkerState } from './WorkerState.js';

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { Connection, ConnectionFactory } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { EndPointClosedError } from '../io/errors.js';

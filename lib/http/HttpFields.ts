@@ -1,4 +1,4 @@
-import { checkFieldName, checkFieldValue } from './fieldValidation.js';
+import { checkFieldValueOnce, checkedLowerName } from './fieldValidation.js';
 
 /**
  * Header (or trailer) fields: an ordered multimap with case-insensitive names (RFC 9110 §5.1). Names keep the
@@ -43,9 +43,9 @@ export class HttpFields implements Iterable<[string, string]> {
    * for a name that is not a token or an invalid value.
    */
   add(name: string, value: string): this {
-    checkFieldName(name);
-    checkFieldValue(name, value);
-    this.triples.push(name, name.toLowerCase(), value);
+    const key = checkedLowerName(name);
+    checkFieldValueOnce(name, value);
+    this.triples.push(name, key, value);
     return this;
   }
 
@@ -62,9 +62,8 @@ export class HttpFields implements Iterable<[string, string]> {
    * `InvalidHeaderError` (and changes nothing) for a name that is not a token or an invalid value.
    */
   set(name: string, value: string): this {
-    checkFieldName(name);
-    checkFieldValue(name, value);
-    const key = name.toLowerCase();
+    const key = checkedLowerName(name);
+    checkFieldValueOnce(name, value);
     const i = this.indexOf(key, 0);
     if (i < 0) {
       this.triples.push(name, key, value);

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { HttpFields } from './HttpFields.js';
 import { reasonPhrase, statusAllowsBody } from './HttpStatus.js';
 import { HttpGeneratorError } from './errors.js';
@@ -29,11 +30,21 @@ export interface ResponseHeadInfo {
   head?: boolean;
   /** 1 by default. Answer with the request's minor version (RFC 9110 §6.2). */
   versionMinor?: 0 | 1;
+  /**
+   * The whole body, when the caller has it (`Response.end(body)`): if it is at most {@link INLINE_BODY_BYTES} and
+   * goes out as it is (a `Content-Length` equal to its size, a status and method that carry a body), it is copied
+   * into the head's buffer after the head, and {@link GeneratedHead.bodyIncluded} is true. One buffer per small
+   * response: the endpoint writes it as it is, instead of copying head and body into a buffer of its own.
+   */
+  body?: Buffer | undefined;
 }
 
 /** The generated head and the framing it committed to: the caller frames the body accordingly. */
 export interface GeneratedHead {
+  /** The head; followed by the body when {@link bodyIncluded}. */
   bytes: Buffer;
+  /** `info.body` is in `bytes`, after the head: the caller sends nothing more. */
+  bodyIncluded: boolean;
   /** The body must be sent in chunks ({@link appendChunk}) and ended with {@link LAST_CHUNK} / {@link lastChunk}. */
   chunked: boolean;
   /**
@@ -93,6 +104,12 @@ function expireDateLine(): void {
 type Latin1Writable = Buffer & { latin1Write(s: string, offset: number, length: number): number };
 const HAS_LATIN1_WRITE = typeof (Buffer.prototype as Partial<Latin1Writable>).latin1Write === 'function';
 
+/**
+ * Bodies up to this size are copied after the head (see {@link ResponseHeadInfo.body}): below it a copy costs less
+ * than a second buffer through the endpoint (SocketEndPoint copies every batch under 16 KiB into one buffer anyway).
+ */
+export const INLINE_BODY_BYTES = 1024;
+
 /** The head as bytes: every character is <= U+00FF (checked), so latin1 is exact. */
 function toBytes(head: string): Buffer {
   if (!HAS_LATIN1_WRITE) return Buffer.from(head, 'latin1');
@@ -141,14 +158,33 @@ function checkStatus(status: number): void {
 export function generateResponseHead(info: ResponseHeadInfo): GeneratedHead {
   const status = info.status;
   const versionMinor = info.versionMinor ?? 1;
-  let head = statusLine(versionMinor, status, info.reason);
   const contentLength = info.contentLength ?? -1;
+  const fields = info.fields;
+  const cache = LAST_HEAD;
+  // The same head as the last one (a handler that answers every request alike): its bytes again, without building
+  // and encoding the string. Every input of the head is compared, the fields by value.
+  if (
+    cache.bytes !== undefined &&
+    fields instanceof HttpFields &&
+    cache.status === status &&
+    info.reason === undefined &&
+    cache.versionMinor === versionMinor &&
+    cache.contentLength === contentLength &&
+    cache.keepAliveIn === info.keepAlive &&
+    cache.chunkedIn === (info.chunked === true) &&
+    cache.headRequest === (info.head === true) &&
+    cache.dateLine === dateLineValue &&
+    sameFields(cache.fields, fields)
+  ) {
+    return headResult(cache.bytes, info.body, contentLength, cache.chunked, cache.keepAlive, status, info.head === true);
+  }
+  let head = statusLine(versionMinor, status, info.reason);
   checkLength(contentLength);
   let keepAlive = info.keepAlive;
   let connectionTokens = '';
   let userDate = false;
-  if (info.fields !== undefined) {
-    const w = writeFields(info.fields, RESPONSE_OWNED, head);
+  if (fields !== undefined) {
+    const w = writeFields(fields, RESPONSE_OWNED, head);
     head = w.head;
     if (w.close) keepAlive = false;
     connectionTokens = w.connectionTokens;
@@ -170,7 +206,78 @@ export function generateResponseHead(info: ResponseHeadInfo): GeneratedHead {
   }
   head += connectionLine(keepAlive, versionMinor, connectionTokens);
   head += '\r\n';
-  return { bytes: toBytes(head), chunked, keepAlive };
+  const result = headResult(toBytes(head), info.body, contentLength, chunked, keepAlive, status, info.head === true);
+  if (fields instanceof HttpFields && info.reason === undefined && fields.size <= CACHED_FIELDS_MAX) {
+    cache.status = status;
+    cache.versionMinor = versionMinor;
+    cache.contentLength = contentLength;
+    cache.keepAliveIn = info.keepAlive;
+    cache.chunkedIn = info.chunked === true;
+    cache.headRequest = info.head === true;
+    // The Date line the head has (undefined with a user Date: then the field compares). Read after dateLine():
+    // at the next second it is dropped, so no later head matches this one.
+    cache.dateLine = dateLineValue;
+    cache.fields.length = 0;
+    for (let i = 0; i < fields.size; i++) cache.fields.push(fields.nameAt(i), fields.valueAt(i));
+    cache.bytes = result.bodyIncluded ? result.bytes.subarray(0, head.length) : result.bytes;
+    cache.chunked = chunked;
+    cache.keepAlive = keepAlive;
+  }
+  return result;
+}
+
+/** The generated head (`headBytes`), with the body copied after it when it is small and goes out as it is. */
+function headResult(headBytes: Buffer, body: Buffer | undefined, contentLength: number, chunked: boolean, keepAlive: boolean, status: number, headRequest: boolean): GeneratedHead {
+  if (body !== undefined && body.length !== 0 && body.length <= INLINE_BODY_BYTES && body.length === contentLength && !chunked && !headRequest && statusAllowsBody(status)) {
+    const bytes = Buffer.allocUnsafe(headBytes.length + body.length);
+    bytes.set(headBytes, 0);
+    bytes.set(body, headBytes.length);
+    return { bytes, bodyIncluded: true, chunked, keepAlive };
+  }
+  return { bytes: headBytes, bodyIncluded: false, chunked, keepAlive };
+}
+
+/** Heads with more fields than this are not remembered (the comparison would cost more than it saves). */
+const CACHED_FIELDS_MAX = 8;
+
+/**
+ * The last response head generated from HttpFields, with everything it was made from. Its bytes are shared by
+ * the responses that match it: no one modifies a head once generated (the endpoint writes it as it is).
+ */
+const LAST_HEAD: {
+  bytes: Buffer | undefined;
+  status: number;
+  versionMinor: number;
+  contentLength: number;
+  keepAliveIn: boolean;
+  chunkedIn: boolean;
+  headRequest: boolean;
+  dateLine: string | undefined;
+  /** Name, value, name, value... */
+  fields: string[];
+  chunked: boolean;
+  keepAlive: boolean;
+} = {
+  bytes: undefined,
+  status: 0,
+  versionMinor: 1,
+  contentLength: -1,
+  keepAliveIn: false,
+  chunkedIn: false,
+  headRequest: false,
+  dateLine: undefined,
+  fields: [],
+  chunked: false,
+  keepAlive: false,
+};
+
+function sameFields(cached: readonly string[], fields: HttpFields): boolean {
+  const n = fields.size;
+  if (cached.length !== n * 2) return false;
+  for (let i = 0; i < n; i++) {
+    if (cached[i * 2] !== fields.nameAt(i) || cached[i * 2 + 1] !== fields.valueAt(i)) return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------------- requests

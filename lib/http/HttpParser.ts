@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { HttpFields } from './HttpFields.js';
 import { HttpParseError } from './errors.js';
 import type { HttpParseErrorCode } from './errors.js';

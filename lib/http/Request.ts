@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { HttpFields } from './HttpFields.js';
 import type { HttpRequestHead } from './HttpParser.js';
 import { RequestBodyError } from './exchangeErrors.js';

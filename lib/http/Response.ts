@@ -1,7 +1,9 @@
+import { Buffer } from 'node:buffer';
 import type { Connection } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { HttpFields } from './HttpFields.js';
 import { CRLF, LAST_CHUNK, chunkHeader, generateResponseHead } from './HttpGenerator.js';
+import type { ResponseHeadInfo } from './HttpGenerator.js';
 import { ResponseStateError } from './exchangeErrors.js';
 import { checkFieldName, checkFieldValue } from './fieldValidation.js';
 import { safeToDrop, settleWrite } from '../io/safeToDrop.js';
@@ -33,6 +35,8 @@ export type ResponseState = 'HEADERS' | 'COMMITTED' | 'COMPLETE' | 'UPGRADED';
 
 const RESOLVED = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
+/** Reused by every `commit` (see there). */
+const HEAD_INFO: ResponseHeadInfo = { status: 200, keepAlive: true };
 
 /**
  * An HTTP response. Set `status` and headers, then `write()` body chunks (each returns a Promise that
@@ -63,6 +67,8 @@ export class Response {
   private keepAlive = true;
   private declaredLength = -1;
   private sentBodyBytes = 0;
+  /** The body given to `end()` went out in the head's buffer (commit). */
+  private bodyInHead = false;
 
   /** @internal Made by HttpConnection. */
   constructor(private readonly channel: ResponseChannel) {}
@@ -147,8 +153,9 @@ export class Response {
         this.headers.set('Content-Type', 'text/plain; charset=utf-8');
       }
     }
-    const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(data.length, true)] : [];
-    this.appendBody(buffers, data);
+    const buffers: Buffer[] = this._state === 'HEADERS' ? [this.commit(data.length, true, data)] : [];
+    if (this.bodyInHead) this.sentBodyBytes += data.length;
+    else this.appendBody(buffers, data);
     if (this.chunked) buffers.push(LAST_CHUNK);
     if (this.declaredLength >= 0 && this.sentBodyBytes !== this.declaredLength && !this.channel.requestIsHead && this.hasBody()) {
       // Fewer (or more) bytes than Content-Length promised: the message is broken, so the connection cannot be
@@ -203,30 +210,48 @@ export class Response {
     this.channel.upgrade(Buffer.from(head + '\r\n', 'latin1'), next);
   }
 
-  /** `complete`: the whole response is written now (`end()`), so the handler is done with the request body. */
-  private commit(contentLength: number, complete = false): Buffer {
-    const declared = this.headers.get('content-length');
+  /**
+   * `complete`: the whole response is written now (`end()`), so the handler is done with the request body.
+   * `body`: the whole body, copied into the head's buffer when it is small and goes out as it is (see
+   * {@link ResponseHeadInfo.body}); `this.bodyInHead` says whether it was.
+   */
+  private commit(contentLength: number, complete = false, body?: Buffer): Buffer {
+    // One pass over the fields for the two the response itself reads, instead of a lookup per name.
+    const headers = this.headers;
+    let declared: string | undefined;
+    let connection: string | undefined;
+    for (let i = 0; i < headers.size; i++) {
+      const lower = headers.lowerAt(i);
+      if (lower === 'content-length') declared ??= headers.valueAt(i);
+      else if (lower === 'connection') connection ??= headers.valueAt(i);
+    }
     if (declared !== undefined) {
       const n = Number(declared);
       if (!/^\d+$/.test(declared) || !Number.isSafeInteger(n)) throw new ResponseStateError(`invalid Content-Length: ${declared}`);
       contentLength = n;
-      this.headers.delete('content-length');
+      headers.delete('content-length');
     }
-    if (this.headers.has('connection') && /(^|,)\s*close\s*(,|$)/i.test(this.headers.get('connection')!)) {
-      this.keepAlive = false;
+    if (connection !== undefined) {
+      if (/(^|,)\s*close\s*(,|$)/i.test(connection)) this.keepAlive = false;
+      headers.delete('connection');
     }
-    this.headers.delete('connection');
-    const head = generateResponseHead({
-      status: this.status,
-      ...(this.reason === undefined ? {} : { reason: this.reason }),
-      fields: this.headers,
-      contentLength,
-      keepAlive: this.keepAlive && this.channel.requestKeepAlive && (!complete || this.channel.requestBodyDiscardable),
-      head: this.channel.requestIsHead,
-      versionMinor: this.channel.versionMinor,
-    });
+    const channel = this.channel;
+    // One info object for every head (the generator is synchronous and keeps nothing of it).
+    const info = HEAD_INFO;
+    info.status = this.status;
+    info.reason = this.reason;
+    info.fields = headers;
+    info.contentLength = contentLength;
+    info.keepAlive = this.keepAlive && channel.requestKeepAlive && (!complete || channel.requestBodyDiscardable);
+    info.head = channel.requestIsHead;
+    info.versionMinor = channel.versionMinor;
+    info.body = body;
+    const head = generateResponseHead(info);
+    info.fields = undefined;
+    info.body = undefined;
     this.chunked = head.chunked;
     this.keepAlive = head.keepAlive;
+    this.bodyInHead = head.bodyIncluded;
     this.declaredLength = this.hasBody() ? contentLength : -1;
     this._state = 'COMMITTED';
     return head.bytes;

@@ -35,6 +35,38 @@ export function checkFieldValue(name: string, value: string): void {
   }
 }
 
+/**
+ * Names and short values already found valid, so that a handler setting the same headers on every response
+ * (`Content-Type: text/plain`) pays a hash lookup instead of a regex test, and the name's lower case comes with it.
+ * Bounded: once {@link KNOWN_MAX} entries are in, new ones are only checked, not remembered (a server that sets
+ * ever-new header values must not grow these).
+ */
+const KNOWN_NAMES = new Map<string, string>();
+const KNOWN_VALUES = new Set<string>();
+const KNOWN_MAX = 256;
+/** Values longer than this are checked every time (cookies, ETags: seldom repeated, costly to hash). */
+const KNOWN_VALUE_MAX_LENGTH = 64;
+
+/**
+ * `name` lower-cased, after checking it is a token ({@link checkFieldName}); remembered for the next time.
+ * @throws InvalidHeaderError
+ */
+export function checkedLowerName(name: string): string {
+  const known = KNOWN_NAMES.get(name);
+  if (known !== undefined) return known;
+  checkFieldName(name);
+  const lower = name.toLowerCase();
+  if (KNOWN_NAMES.size < KNOWN_MAX) KNOWN_NAMES.set(name, lower);
+  return lower;
+}
+
+/** {@link checkFieldValue}, remembering short valid values. @throws InvalidHeaderError */
+export function checkFieldValueOnce(name: string, value: string): void {
+  if (KNOWN_VALUES.has(value)) return;
+  checkFieldValue(name, value);
+  if (value.length <= KNOWN_VALUE_MAX_LENGTH && KNOWN_VALUES.size < KNOWN_MAX) KNOWN_VALUES.add(value);
+}
+
 function clip(name: unknown): string {
   const s = String(name);
   return s.length > 64 ? s.slice(0, 64) : s;

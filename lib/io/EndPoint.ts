@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { defaultBufferPool } from '../buffers/ByteBufferPool.js';
 import type { ByteBufferPool } from '../buffers/ByteBufferPool.js';
 import type { Connection } from './Connection.js';

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { EndPoint } from './EndPoint.js';
 import type { EndPointOptions } from './EndPoint.js';
 

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import { debuglog } from 'node:util';
 import type { Connection, ConnectionFactory } from './Connection.js';

@@ -19,6 +19,8 @@
  * A target that completes synchronously (MemoryEndPoint) re-enters `completed()` from inside `transmit()`; the
  * flush loop notices and goes round again instead of recursing, so chained writes of any length use constant stack.
  */
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 
 /** Called once per write: `null` when every byte of that write was handed to the kernel, or the failure. */
 export type WriteCallback = (error: Error | null) => void;

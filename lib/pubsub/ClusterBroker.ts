@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import cluster from 'node:cluster';
 import { safeToDrop } from '../io/safeToDrop.js';
 import { RELAY_MESSAGE_TYPE, isRelayMessage } from '../cluster/relay.js';

@@ -21,7 +21,7 @@
  * one channel (the cluster's IPC) carry every topic. Decoding is strict: anything
  * else is an {@link BrokerError} 'ENVELOPE_INVALID', counted and dropped by the receiver, never a crash.
  */
-import { isUtf8 } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
 import { BrokerError } from './errors.js';
 
 /** The envelope format this code writes and reads. */

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { safeToDrop } from '../io/safeToDrop.js';
 import type { Broker, BrokerState, BrokerStats, EnvelopeSink } from './Broker.js';
 import { BrokerError } from './errors.js';

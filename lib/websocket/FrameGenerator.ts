@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import { CloseStatus, encodeClosePayload } from './CloseStatus.js';
 import { FrameEncodeError } from './errors.js';

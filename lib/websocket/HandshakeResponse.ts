@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { HttpResponseHead } from '../http/HttpParser.js';
 import { acceptKey } from './acceptKey.js';
 import { hasToken } from './WebSocketUpgradeHandler.js';

@@ -1,4 +1,4 @@
-import { Blob } from 'node:buffer';
+import { Buffer, Blob } from 'node:buffer';
 import { WebSocketClient } from './WebSocketClient.js';
 import type { WebSocketConnectOptions } from './WebSocketClient.js';
 import type { WebSocketListener } from './WebSocketListener.js';

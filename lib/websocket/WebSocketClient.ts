@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { ConnectionOptions as TlsConnectionOptions, SecureContext } from 'node:tls';

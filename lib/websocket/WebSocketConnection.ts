@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
 import type { Connection } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import type { TimerHandle } from '../io/Clock.js';
@@ -14,6 +14,7 @@ import type { DataOpCode } from './OpCode.js';
 import { FrameEncodeError, ProtocolError, WebSocketSessionError } from './errors.js';
 import type { OverflowPolicy, WebSocketListener, WebSocketSessionOptions } from './WebSocketListener.js';
 import { WebSocketSession } from './WebSocketSession.js';
+import { receivedText } from './Utf8Validator.js';
 import type { MessageDeflate } from './PerMessageDeflate.js';
 
 /**
@@ -411,7 +412,14 @@ export class WebSocketConnection implements Connection {
       } else if (listener.onTextBytes !== undefined) {
         // The bytes, validated by the parser as they arrived: no string (a relay never pays for the decoding).
         callback = 'onTextBytes';
-        result = listener.onTextBytes(this.session, this.owned(data));
+        const bytes = this.owned(data);
+        const outer = receivedText.current; // a listener may feed another connection synchronously
+        receivedText.current = bytes;
+        try {
+          result = listener.onTextBytes(this.session, bytes);
+        } finally {
+          receivedText.current = outer;
+        }
       } else {
         callback = 'onText';
         if (listener.onText === undefined) return false;

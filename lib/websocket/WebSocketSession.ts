@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { WriteCallback } from '../io/WriteFlusher.js';
 import { safeToDrop, settleWrite } from '../io/safeToDrop.js';
 import { CloseStatus } from './CloseStatus.js';

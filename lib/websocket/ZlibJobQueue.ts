@@ -13,6 +13,7 @@
  * closure holding the message's input, until its turn comes, when it is skipped at no cost; a peer cannot end its
  * session early to pile such entries up, since with its reads held its disconnect is only read after its job.
  */
+import process from 'node:process';
 export class ZlibJobQueue {
   private _concurrency: number;
   private running = 0;

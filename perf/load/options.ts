@@ -73,6 +73,11 @@ export interface LoadOptions {
   firstIndex: number;
   /** Requests in flight per connection (http). */
   pipelining: number;
+  /**
+   * echo, http: at most this many messages (requests) a second over the whole run (--rate; split over --processes),
+   * sent as tokens accrue (workloads/PacedSender.ts); undefined = as fast as the answers come.
+   */
+  rate: number | undefined;
   /** Connect + handshake timeout, and the time without an answer after which in-flight work counts as lost. */
   timeoutSec: number;
   /** Connections being opened at once. */
@@ -156,6 +161,10 @@ Options:
                             port of the address at every connect (14,000 from one address: 286/s; from 15:
                             2,063/s here), so give one address per 1,000 to 2,000 connections
   -p, --pipelining P        http: requests in flight per connection (default 1)
+  -R, --rate N              echo, http: at most N messages (requests) a second over the whole run, open loop
+                            (sends wait for a token, not for capacity; latency still counts from the send).
+                            To compare servers' CPU per operation at the same rate: a server slower than the
+                            generator pays for waking it after every write, a faster one does not
   --timeout SEC             connect + handshake timeout; work unanswered this long counts as a timeout
                             error (default 10)
   --open-concurrency K      connections opened at once (default 256; with --processes, over all of them)
@@ -196,6 +205,7 @@ const SPEC = {
   'source-addresses': { type: 'string' },
   processes: { type: 'string' },
   pipelining: { type: 'string', short: 'p' },
+  rate: { type: 'string', short: 'R' },
   timeout: { type: 'string' },
   insecure: { type: 'boolean' },
   ca: { type: 'string' },
@@ -254,6 +264,7 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
     processes,
     firstIndex: 0,
     pipelining: integer('--pipelining', values.pipelining, 1, 1, 1024),
+    rate: values.rate === undefined ? undefined : integer('--rate', values.rate, 1, 1, 100_000_000),
     timeoutSec: seconds('--timeout', values.timeout, 10, false),
     openConcurrency: integer('--open-concurrency', values['open-concurrency'], 256, 1, MAX_CONNECTIONS * processes),
     heapUrl: values['heap-url'],
@@ -265,6 +276,7 @@ export function parseOptions(argv: readonly string[]): LoadOptions | 'help' {
   if ((options.insecure || options.ca !== undefined) && !isTlsUrl(url) && !isTlsUrl(options.heapUrl ?? '')) {
     throw new OptionsError('--insecure and --ca are for wss:// and https:// URLs');
   }
+  if (options.rate !== undefined && workload !== 'echo' && workload !== 'http') throw new OptionsError('--rate is an option of the echo and http workloads');
   if (options.deflate && workload !== 'echo') throw new OptionsError('--deflate is an option of the echo workload');
   if (options.heapUrl !== undefined && !/^https?:\/\//.test(options.heapUrl)) throw new OptionsError('--heap-url must be an http:// or https:// URL');
   if (options.plot !== undefined && !/\.(svg|html?)$/i.test(options.plot)) throw new OptionsError('--plot FILE must end in .svg or .html');

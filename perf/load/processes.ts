@@ -210,6 +210,8 @@ export async function runProcesses(
       const childOptions: LoadOptions = {
         ...options,
         connections: counts[c.index]!,
+        // The rate is the whole run's: each child paces its share of the connections to its share of it.
+        rate: options.rate === undefined ? undefined : (options.rate * counts[c.index]!) / options.connections,
         processes: 1,
         firstIndex: options.firstIndex + firstIndex,
         openConcurrency: concurrency,

@@ -14,6 +14,7 @@ import { parseTarget } from '../target.js';
 import { CLIENT_FRAMES, LOAD_DEFLATE } from '../WsLoadClient.js';
 import type { WsLoadClient } from '../WsLoadClient.js';
 import { InFlightLedger } from './InFlightLedger.js';
+import { PacedSender } from './PacedSender.js';
 import { TrafficRun } from './TrafficRun.js';
 import type { Traffic } from './TrafficRun.js';
 import { WsWorkload } from './WsWorkload.js';
@@ -45,6 +46,8 @@ export class EchoWorkload extends WsWorkload implements Traffic {
   /** The messages in flight per connection; an echo comes back in send order. */
   private readonly ledger: InFlightLedger;
   private readonly traffic = new TrafficRun(this);
+  /** `--rate`: sends paced to at most that many messages a second; otherwise every echo sends the next at once. */
+  private readonly pacer: PacedSender | undefined;
   private sending = false;
 
   constructor(options: LoadOptions, m: Measurement) {
@@ -54,6 +57,7 @@ export class EchoWorkload extends WsWorkload implements Traffic {
     this.opcode = options.binary ? OpCode.BINARY : OpCode.TEXT;
     this.frames = new RepeatedBytes(encodeMessage(this.opcode, payloadOf(this.size), options.deflate), this.depth);
     this.ledger = new InFlightLedger(options.connections, this.depth);
+    this.pacer = options.rate === undefined ? undefined : new PacedSender(options.rate, options.connections, (i, n) => this.sendOn(i, n));
   }
 
   async run(signal?: AbortSignal): Promise<WorkloadRun> {
@@ -84,12 +88,16 @@ export class EchoWorkload extends WsWorkload implements Traffic {
 
   onReadComplete(client: WsLoadClient): void {
     const n = this.ledger.takeQueued(client.index);
-    if (n !== 0) this.send(client, n);
+    if (n !== 0) {
+      if (this.pacer === undefined) this.send(client, n);
+      else this.pacer.offer(client.index, n);
+    }
     this.traffic.checkDrained();
   }
 
   protected override lost(client: WsLoadClient): void {
     this.ledger.drop(client.index);
+    this.pacer?.drop(client.index);
     this.traffic.checkDrained();
   }
 
@@ -101,11 +109,17 @@ export class EchoWorkload extends WsWorkload implements Traffic {
 
   startSending(): void {
     this.sending = true;
-    for (const client of this.openClients()) this.send(client, this.depth);
+    const pacer = this.pacer;
+    pacer?.start();
+    for (const client of this.openClients()) {
+      if (pacer === undefined) this.send(client, this.depth);
+      else pacer.offer(client.index, this.depth);
+    }
   }
 
   stopSending(): void {
     this.sending = false;
+    this.pacer?.stop();
   }
 
   get settled(): boolean {
@@ -128,6 +142,12 @@ export class EchoWorkload extends WsWorkload implements Traffic {
         client.fail('timeout', `no echo for ${this.options.timeoutSec} s with ${this.ledger.inFlightOn(client.index)} messages in flight`);
       }
     }
+  }
+
+  /** The pacer's sends: connection `i` is still open (a lost one was dropped from the pacer). */
+  private sendOn(i: number, n: number): void {
+    const client = this.clients[i];
+    if (client !== undefined && client.state === 'OPEN') this.send(client, n);
   }
 
   /** Sends n messages on a connection, stamping their send time (one clock read for the batch). */

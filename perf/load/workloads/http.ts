@@ -17,6 +17,7 @@ import { parseTarget } from '../target.js';
 import type { Target } from '../target.js';
 import { ConnectionOpener } from './ConnectionOpener.js';
 import { InFlightLedger } from './InFlightLedger.js';
+import { PacedSender } from './PacedSender.js';
 import { TrafficRun } from './TrafficRun.js';
 import type { Traffic } from './TrafficRun.js';
 
@@ -35,6 +36,8 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
   private readonly ledger: InFlightLedger;
   private readonly opener: ConnectionOpener;
   private readonly traffic = new TrafficRun(this);
+  /** `--rate`: requests paced to at most that many a second; otherwise every response sends the next at once. */
+  private readonly pacer: PacedSender | undefined;
   /** Responses by status code (index). */
   private readonly statuses = new Float64Array(1000);
   private sending = false;
@@ -53,6 +56,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
     this.requests = new RepeatedBytes(requestOf(this.target), this.depth);
     this.clients = new Array<HttpLoadClient | undefined>(c).fill(undefined);
     this.ledger = new InFlightLedger(c, this.depth);
+    this.pacer = options.rate === undefined ? undefined : new PacedSender(options.rate, c, (i, n) => this.sendOn(i, n));
     this.opener = new ConnectionOpener(options, (i, clientOptions) => {
       const client = new HttpLoadClient(i, this.target, this, clientOptions);
       this.clients[i] = client;
@@ -86,7 +90,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
       return;
     }
     // A reopened connection (the server closed the previous one) starts sending at once.
-    if (this.sending) this.send(client, this.depth);
+    if (this.sending) this.offer(client, this.depth);
     this.opener.launch();
   }
 
@@ -107,7 +111,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
   onReadComplete(client: HttpLoadClient, bytes: number): void {
     this.m.addBytes(bytes);
     const n = this.ledger.takeQueued(client.index);
-    if (n !== 0) this.send(client, n);
+    if (n !== 0) this.offer(client, n);
     this.traffic.checkDrained();
   }
 
@@ -118,6 +122,7 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
     if (opened) {
       this.live--;
       this.ledger.drop(i);
+      this.pacer?.drop(i);
     } else {
       this.opener.attemptEnded(false);
     }
@@ -137,11 +142,13 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
 
   startSending(): void {
     this.sending = true;
-    for (const client of this.clients) if (client?.state === 'OPEN') this.send(client, this.depth);
+    this.pacer?.start();
+    for (const client of this.clients) if (client?.state === 'OPEN') this.offer(client, this.depth);
   }
 
   stopSending(): void {
     this.sending = false;
+    this.pacer?.stop();
   }
 
   get settled(): boolean {
@@ -163,6 +170,18 @@ export class HttpWorkload implements HttpLoadHandler, Traffic {
         client.fail('timeout', `no response for ${this.options.timeoutSec} s with ${this.ledger.inFlightOn(client.index)} requests in flight`);
       }
     }
+  }
+
+  /** n requests are due on a connection: sent now, or as the pacer allows (`--rate`). */
+  private offer(client: HttpLoadClient, n: number): void {
+    if (this.pacer === undefined) this.send(client, n);
+    else this.pacer.offer(client.index, n);
+  }
+
+  /** The pacer's sends: the connection in slot `i` if it is open (a closed one was dropped from the pacer). */
+  private sendOn(i: number, n: number): void {
+    const client = this.clients[i];
+    if (client !== undefined && client.state === 'OPEN') this.send(client, n);
   }
 
   /** Sends n requests on a connection, stamping their send time (one clock read for the batch). */
