@@ -9,6 +9,7 @@ import { defaultOptions } from '../perf/load/options.js';
 import type { LoadOptions } from '../perf/load/options.js';
 import { ConnectionOpener } from '../perf/load/workloads/ConnectionOpener.js';
 import { InFlightLedger } from '../perf/load/workloads/InFlightLedger.js';
+import { PacedSender } from '../perf/load/workloads/PacedSender.js';
 import { TrafficRun } from '../perf/load/workloads/TrafficRun.js';
 import type { Traffic } from '../perf/load/workloads/TrafficRun.js';
 import type { LoadClientOptions } from '../perf/load/LoadClient.js';
@@ -214,4 +215,40 @@ t.test('a name that does not resolve is a dns error, not refused', async (t) => 
   for (let i = 0; i < 100 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
   t.equal(ended[0]?.[0], 'dns');
   t.match(ended[0]?.[1], /cannot resolve 127\.0\.0\.1: ENOTFOUND/);
+});
+
+t.test('PacedSender: sends as tokens accrue, first come first sent, bursts capped, dropped connections skipped', async (t) => {
+  let now = 0;
+  const sent: string[] = [];
+  const pacer = new PacedSender(1000, 4, (i, n) => void sent.push(`${i}x${n}`), () => now); // 1 per ms
+  t.throws(() => new PacedSender(0, 1, () => {}), RangeError);
+  pacer.offer(0, 5);
+  t.same(sent, [], 'the bucket starts empty');
+  t.equal(pacer.backlog, 5);
+  now = 2;
+  pacer.release();
+  t.same(sent, ['0x2'], 'two tokens in 2 ms');
+  pacer.offer(1, 3);
+  t.same(sent, ['0x2'], 'a new offer waits behind what is owed');
+  now = 100;
+  pacer.release();
+  t.same(sent, ['0x2', '0x3', '1x3'], 'in order; 98 ms accrued but only 10 kept (the burst cap), 6 needed');
+  t.equal(pacer.backlog, 0);
+  now = 103;
+  pacer.offer(2, 2);
+  t.same(sent.slice(3), ['2x2'], 'tokens left over go at once when nothing is owed');
+  pacer.offer(2, 10);
+  t.same(sent.slice(4), ['2x5'], 'the 5 tokens left go, 5 are owed');
+  pacer.offer(3, 1);
+  pacer.drop(2);
+  now = 200;
+  pacer.release();
+  t.same(sent.slice(5), ['3x1'], 'a dropped connection gets nothing');
+  pacer.offer(3, 50);
+  t.same(sent.slice(6), ['3x9'], 'what the bucket holds goes at once');
+  now = 1000;
+  pacer.release();
+  t.same(sent.slice(7), ['3x10'], 'a long pause does not turn into a burst');
+  pacer.stop();
+  t.equal(pacer.backlog, 0, 'stop forgets what was owed');
 });

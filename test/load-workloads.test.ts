@@ -3,6 +3,7 @@
  * received, every receiver got every delivery, every connection opened and closed, every request answered),
  * never timings; and that connection errors are counted by kind, not thrown. Plus the HTTP response scanner.
  */
+import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -118,6 +119,27 @@ t.test('echo --deflate: compressed both ways, every echo inflated and counted; a
   t.equal(refused.report.errors.handshake, 3, 'every connection failed its handshake');
   t.equal(refused.report.count, 0);
   t.throws(() => parseOptions(['fanout', '--url', ws('/broadcast'), '--deflate']), OptionsError, '--deflate is for echo');
+});
+
+t.test('--rate: echo and http send no faster than the rate, and every send is still answered', async (t) => {
+  const rate = 500;
+  for (const [workload, url, extra] of [
+    ['echo', ws('/echo'), { inflight: 4 }],
+    ['http', http('/hello'), { pipelining: 4 }],
+  ] as const) {
+    const start = performance.now();
+    const { report } = await runLoad(opts(workload, url, { connections: 5, rate, ...extra }));
+    const elapsedSec = (performance.now() - start) / 1000;
+    t.same(report.errors, NO_ERRORS, `${workload}: no errors`);
+    t.ok(report.count > 0, `${workload}: something was sent`);
+    t.equal(report.sent, report.received, `${workload}: every send answered`);
+    // Tokens accrue at the rate from the first send, plus at most 10 ms worth kept for a late timer: however slow
+    // or fast this machine, no more can go out than that (an upper bound, not a timing).
+    t.ok(report.sent! <= rate * elapsedSec + 5, `${workload}: ${report.sent} sent in ${elapsedSec.toFixed(2)} s at most ${rate}/s`);
+  }
+  t.throws(() => parseOptions(['fanout', '--url', ws('/broadcast'), '--rate', '100']), OptionsError, '--rate is for echo and http');
+  t.throws(() => parseOptions(['echo', '--url', ws('/echo'), '-R', '0']), OptionsError, 'a rate of 0');
+  t.equal((parseOptions(['http', '--url', http('/hello'), '-R', '2000']) as LoadOptions).rate, 2000);
 });
 
 t.test('fanout: every receiver gets every delivery', async (t) => {

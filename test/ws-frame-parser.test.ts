@@ -594,3 +594,28 @@ t.test('seeded fuzz: only ProtocolError escapes, with the expected close codes, 
   t.ok(errors > 500, `errors were exercised (${errors})`);
   t.ok(errorCodes.size >= 10, `many rules were exercised: ${[...errorCodes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
 });
+
+t.test('small masked frames: unmasking and the ASCII test in one pass agree with the validator at every size', async (t) => {
+  const rnd = mulberry32(0x5eed);
+  const ascii = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => 0x20 + Math.floor(rnd() * 95)));
+  for (let n = 0; n <= 200; n += n < 12 ? 1 : 7) {
+    const key = Buffer.from([Math.floor(rnd() * 256), Math.floor(rnd() * 256), Math.floor(rnd() * 256), Math.floor(rnd() * 256)]);
+    const plain = ascii(n);
+    t.same(feed(text(plain, { mask: key }), []).events, [`text:${plain.toString()}`], `${n} ASCII bytes`);
+    if (n >= 2) {
+      // One non-ASCII character at every position class (the first, middle and last word, and the tail).
+      for (const at of new Set([0, n >> 1, n - 2])) {
+        const mixed = Buffer.concat([plain.subarray(0, at), Buffer.from('é'), plain.subarray(at + 2)]);
+        t.same(feed(text(mixed, { mask: key }), []).events, [`text:${mixed.toString()}`], `${n} bytes, é at ${at}`);
+        const bad = Buffer.from(mixed);
+        bad[at + 1] = 0x41; // é's continuation byte replaced: invalid UTF-8
+        t.equal(feed(text(bad, { mask: key }), []).error, '1007:WS_INVALID_UTF8', `${n} bytes, a broken é at ${at}`);
+      }
+    }
+  }
+  // A character split across fragments: an ASCII-only fragment after an incomplete sequence is still invalid,
+  // and a fragment that completes it is valid.
+  const euro = Buffer.from('€'); // e2 82 ac
+  t.equal(feed(Buffer.concat([text(euro.subarray(0, 2), { fin: false }), cont('abc')]), []).error, '1007:WS_INVALID_UTF8');
+  t.same(feed(Buffer.concat([text(euro.subarray(0, 2), { fin: false }), cont(Buffer.concat([euro.subarray(2), Buffer.from('abc')]))]), []).events, ['text:€abc']);
+});

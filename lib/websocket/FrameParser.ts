@@ -223,9 +223,19 @@ export class FrameParser {
             const start = pos;
             pos += length;
             this._state = 'HEADER';
-            if (this.masked) applyMask(buffer, start, pos, this.maskScratch(), 0, 0);
+            if (this.masked && length < WORD_MASK_THRESHOLD) {
+              // A small masked frame (chat messages, the 64-byte echo): unmask and see whether every byte is ASCII
+              // in the same pass; ASCII from a character boundary is valid UTF-8 as it stands, so only other text
+              // goes through the validator: one pass over the payload instead of two.
+              const bits = unmaskSmall(buffer, start, pos, this.maskWord);
+              if (this.frameValidate && (bits >= 0x80 || !this.utf8.isComplete()) && !this.utf8.update(buffer, start, pos)) {
+                throw invalidUtf8();
+              }
+            } else {
+              if (this.masked) applyMask(buffer, start, pos, this.maskScratch(), 0, 0);
+              if (this.frameValidate && !this.utf8.update(buffer, start, pos)) throw invalidUtf8();
+            }
             const payload = buffer.subarray(start, pos);
-            if (this.frameValidate && !this.utf8.update(payload, 0, length)) throw invalidUtf8();
             stop = this.onFrame(payload, true);
           } else {
             this.frameHave = 0;
@@ -574,6 +584,41 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * back to without its native addon.
  */
 const WORD_MASK_THRESHOLD = 192;
+
+/**
+ * Unmasks a whole payload `buf[start..end)` (RFC 6455 §5.3) with the key `word` (its 4 bytes, big-endian: the key's
+ * first byte in the top bits), in place, 4 bytes a step, and returns the OR of the unmasked bytes: below 0x80
+ * when they are all ASCII. For payloads under {@link WORD_MASK_THRESHOLD}: the key comes from the parser's
+ * number, not a scratch buffer, and the ASCII test costs one OR per byte instead of a second pass.
+ */
+function unmaskSmall(buf: Uint8Array, start: number, end: number, word: number): number {
+  const k0 = word >>> 24;
+  const k1 = (word >>> 16) & 0xff;
+  const k2 = (word >>> 8) & 0xff;
+  const k3 = word & 0xff;
+  let bits = 0;
+  let i = start;
+  const end4 = start + ((end - start) & ~3);
+  for (; i < end4; i += 4) {
+    const b0 = buf[i]! ^ k0;
+    const b1 = buf[i + 1]! ^ k1;
+    const b2 = buf[i + 2]! ^ k2;
+    const b3 = buf[i + 3]! ^ k3;
+    buf[i] = b0;
+    buf[i + 1] = b1;
+    buf[i + 2] = b2;
+    buf[i + 3] = b3;
+    bits |= b0 | b1 | b2 | b3;
+  }
+  if (i < end) {
+    bits |= buf[i] ^= k0;
+    if (++i < end) {
+      bits |= buf[i] ^= k1;
+      if (++i < end) bits |= buf[i] ^= k2;
+    }
+  }
+  return bits;
+}
 
 /**
  * XORs `buf[start..end)` with the 4-byte masking key at `key[keyOffset..keyOffset+4)`, in place (RFC 6455 §5.3).
