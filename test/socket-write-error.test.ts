@@ -35,8 +35,11 @@ t.test('a failed socket write closes the endpoint first, then fails the writes w
     },
   };
   ep.open(connection);
-  // Node's write fails with ECONNRESET (as when the peer reset while our write was in the kernel).
+  // Node's write fails with ECONNRESET (as when the peer reset while our write was in the kernel): the bytes stay
+  // queued in Node (writableLength > 0, so the endpoint waits for the callback of the write after them), then every
+  // pending write's callback gets the error.
   const reset = Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' });
+  Object.defineProperty(socket, 'writableLength', { get: () => 3 });
   socket.write = ((_chunk: unknown, callback?: (error?: Error | null) => void) => {
     process.nextTick(() => callback?.(reset));
     return false;

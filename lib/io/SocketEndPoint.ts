@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { RetainableBuffer } from '../buffers/RetainableBuffer.js';
@@ -9,6 +10,8 @@ const kEndPoint = Symbol('quay.endPoint');
 
 /** Gathered writes up to this size are copied into one buffer instead of a writev. */
 const COALESCE_BYTES = 16 * 1024;
+/** The empty write whose callback reports that the writes before it are done. */
+const EMPTY = Buffer.alloc(0);
 
 interface OwnedSocket extends Socket {
   [kEndPoint]?: SocketEndPoint;
@@ -87,33 +90,19 @@ export class SocketEndPoint extends EndPoint {
 
   /**
    * @internal One gathered write: a single `socket.write` for one buffer; for several, cork/uncork so that Node
-   * issues one `writev`. The callback of the last write runs when the whole batch reached the kernel.
+   * issues one `writev`. Completion: when Node took the whole batch into the kernel at once (its `writableLength`
+   * is back to 0 right after the write: libuv wrote synchronously, Node counted it written), the flusher is told
+   * at once, with no callback for Node to queue and call a tick later (one fewer closure call, `afterWrite` pass
+   * and `nextTick` per write: the common case of a small response or a batch of frames to a peer that reads).
+   * Otherwise an empty write with the callback follows: Node runs it once everything before it is written, in
+   * order, or fails it with the error that failed them.
    */
   transmit(buffers: Buffer[], byteCount: number): void {
     const socket = this.socket;
-    const done = (this.writeDone ??= (error?: Error | null) => {
-      const coalesced = this.coalesced;
-      if (coalesced !== undefined) {
-        // Node is done with the bytes (written, or the write failed): the memory may serve the next write.
-        this.coalesced = undefined;
-        coalesced.release();
-      }
-      if (error != null) {
-        // A failed write means the socket is gone (a reset, a broken pipe): close the endpoint with the I/O
-        // error as the cause, so pending callbacks fail with EndPointClosedError (cause: the error) as on any
-        // other close, and the connection sees a closed endpoint when its write's rejection reaches it (which is
-        // how HTTP tells a client that left from a handler error).
-        this.close(error);
-        return;
-      }
-      this.flusher.completed(null);
-    });
     const last = buffers.length - 1;
     if (last === 0) {
-      socket.write(buffers[0]!, done);
-      return;
-    }
-    if (byteCount <= COALESCE_BYTES) {
+      socket.write(buffers[0]!);
+    } else if (byteCount <= COALESCE_BYTES) {
       // Small batches (a response head and its body, a few WebSocket frames): one copy into one buffer costs
       // less than Node's writev path (a chunk object per buffer, cork/uncork bookkeeping). Measured with
       // perf/http-bench.js: see perf/RESULTS.md. The buffer comes from the pool and goes back when the write is
@@ -123,18 +112,41 @@ export class SocketEndPoint extends EndPoint {
       let at = 0;
       for (let i = 0; i <= last; i++) at += buffers[i]!.copy(target, at);
       try {
-        socket.write(target, done);
+        socket.write(target);
       } catch (e) {
         this.coalesced = undefined;
         coalesced.release();
         throw e;
       }
+    } else {
+      socket.cork();
+      for (let i = 0; i <= last; i++) socket.write(buffers[i]!);
+      socket.uncork();
+    }
+    if (socket.writableLength === 0 && socket.writable) {
+      this.onWritten(null);
       return;
     }
-    socket.cork();
-    for (let i = 0; i < last; i++) socket.write(buffers[i]!);
-    socket.write(buffers[last]!, done);
-    socket.uncork();
+    socket.write(EMPTY, (this.writeDone ??= (error?: Error | null) => this.onWritten(error ?? null)));
+  }
+
+  /** The batch in flight was written (null) or failed. */
+  private onWritten(error: Error | null): void {
+    const coalesced = this.coalesced;
+    if (coalesced !== undefined) {
+      // Node is done with the bytes (written, or the write failed): the memory may serve the next write.
+      this.coalesced = undefined;
+      coalesced.release();
+    }
+    if (error !== null) {
+      // A failed write means the socket is gone (a reset, a broken pipe): close the endpoint with the I/O
+      // error as the cause, so pending callbacks fail with EndPointClosedError (cause: the error) as on any
+      // other close, and the connection sees a closed endpoint when its write's rejection reaches it (which is
+      // how HTTP tells a client that left from a handler error).
+      this.close(error);
+      return;
+    }
+    this.flusher.completed(null);
   }
 
   /** @internal */
