@@ -3,7 +3,7 @@ import type { Connection } from '../io/Connection.js';
 import type { EndPoint } from '../io/EndPoint.js';
 import { HttpFields } from './HttpFields.js';
 import { CRLF, LAST_CHUNK, chunkHeader, generateResponseHead } from './HttpGenerator.js';
-import type { ResponseHeadInfo } from './HttpGenerator.js';
+import type { GeneratedHead, ResponseHeadInfo } from './HttpGenerator.js';
 import { ResponseStateError } from './exchangeErrors.js';
 import { checkFieldName, checkFieldValue } from './fieldValidation.js';
 import { safeToDrop, settleWrite } from '../io/safeToDrop.js';
@@ -246,9 +246,14 @@ export class Response {
     info.head = channel.requestIsHead;
     info.versionMinor = channel.versionMinor;
     info.body = body;
-    const head = generateResponseHead(info);
-    info.fields = undefined;
-    info.body = undefined;
+    let head: GeneratedHead;
+    try {
+      head = generateResponseHead(info);
+    } finally {
+      // Nothing of this response stays reachable from the shared object (a throw included: a bad status).
+      info.fields = undefined;
+      info.body = undefined;
+    }
     this.chunked = head.chunked;
     this.keepAlive = head.keepAlive;
     this.bodyInHead = head.bodyIncluded;
