@@ -125,10 +125,13 @@ t.test('examples/chat/haproxy.cfg is a valid HAProxy configuration with the WebS
 
 t.test('pingIntervalMs keeps an idle session open past HAProxy\'s `timeout client` (no `timeout tunnel`)', { skip: HAPROXY_SKIP }, async (t) => {
   // Two rooms behind two HAProxy runs with the same short timeouts (client and server 2 s, no tunnel timeout):
-  // one room pings every 300 ms, the other not. (2 s, not 1: a ping late by a loaded machine must not lose.)
+  // one room pings every 800 ms, the other not. (2 s, not 1: a ping late by a loaded machine must not lose.) The
+  // ping interval is also the time the pong has to come back in (then the session closes with 1001): 800 ms, not
+  // less, so that a test process starved for a moment by the other tests' load (Chromium) still answers in time,
+  // while a ping still goes out well within HAProxy's 2 s.
   const start = async (pingIntervalMs: number): Promise<{ haproxy: HaproxyProcess; instance: string }> => {
-    // The idle sweep every 100 ms: a ping goes out 300 to 400 ms after the last traffic (the default 1 s sweep
-    // would make that 300 to 1300 ms).
+    // The idle sweep every 100 ms: a ping goes out 800 to 900 ms after the last traffic (the default 1 s sweep
+    // would make that 800 to 1800 ms).
     const chat = await startChatServer({ port: 0, host: '127.0.0.1', pingIntervalMs, idleTickMs: 100 });
     t.teardown(() => chat.stop(500));
     const haproxy = await HaproxyProcess.start({ backends: [{ name: 'quay1', port: Number(new URL(chat.url).port) }], timeoutClientMs: 2_000, timeoutServerMs: 2_000 });
@@ -138,7 +141,7 @@ t.test('pingIntervalMs keeps an idle session open past HAProxy\'s `timeout clien
     await haproxy.waitForServer('quay1', 'UP');
     return { haproxy, instance: chat.instance };
   };
-  const pinged = await start(300);
+  const pinged = await start(800);
   const silent = await start(0);
   const client = newClient(t);
 
@@ -147,7 +150,7 @@ t.test('pingIntervalMs keeps an idle session open past HAProxy\'s `timeout clien
   t.equal(a.instance, pinged.instance, 'through HAProxy to the instance');
   // Idle for 5 s: two and a half times HAProxy's `timeout client`.
   await sleep(5_000);
-  t.ok(a.session.isOpen, 'with pings every 300 ms the idle session is still open after 5 s');
+  t.ok(a.session.isOpen, 'with pings every 800 ms the idle session is still open after 5 s');
   t.match(await say(a, a, 'still here'), { name: 'alice', text: 'still here' }, 'and still carries messages');
   const [code] = await Promise.race([b.probe.closed, sleep(2_000).then(() => [0, 'not closed'] as const)]);
   t.equal(code, 1006, 'without pings HAProxy closed the idle session (no close frame: 1006)');
