@@ -32,7 +32,7 @@ import { parseTarget } from './load/target.js';
 import { CLIENT_FRAMES, WsLoadClient } from './load/WsLoadClient.js';
 import type { WsLoadHandler } from './load/WsLoadClient.js';
 import { httpGet } from './serverProcess.js';
-import { cpuTicks } from './lib.js';
+import { cpuTicks, listeningPort } from './lib.js';
 
 /** The three setups compared. */
 export type SetupKind = 'quay-2proc-redis' | 'socketio-2proc-redis' | 'quay-1proc';
@@ -165,25 +165,17 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pro
 }
 
 /** Starts perf/servers/<name> with args; resolves once it printed `listening PORT`. */
-export function startServerChild(name: string, args: readonly string[], core: string | undefined, flags: readonly string[] = []): Promise<ServerChild> {
+export async function startServerChild(name: string, args: readonly string[], core: string | undefined, flags: readonly string[] = []): Promise<ServerChild> {
   const argv = nodeArgv(`servers/${name}`, args, flags);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...CHILD_ENV, QUAY_FANOUT_EXIT_ON_STDIN_END: '1' } });
   if (core !== undefined) pin(child.pid!, core);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      void stopChild(child);
-      reject(new Error(`${name} did not start within 90 s`));
-    }, 90_000);
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening (\d+)/.exec(out);
-      if (m === null) return;
-      clearTimeout(timer);
-      resolve({ port: Number(m[1]), pid: child.pid!, child, stop: () => stopChild(child) });
-    });
-  });
+  try {
+    const port = await listeningPort(child, name, 90_000);
+    return { port, pid: child.pid!, child, stop: () => stopChild(child) };
+  } catch (e) {
+    await stopChild(child); // silent for 90 s: it may still be running
+    throw e;
+  }
 }
 
 /** A subscriber process and its last reports. */

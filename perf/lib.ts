@@ -17,34 +17,54 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Starts `servers/<name>.js` pinned to the server core; resolves once it printed `listening PORT`. */
-export function startServer(name: string, extraArgs: string[] = []): Promise<RunningServer> {
-  const script = join(PERF_DIR, 'servers', `${name}.js`);
-  const command = HAVE_TASKSET ? 'taskset' : process.execPath;
-  const args = HAVE_TASKSET ? ['-c', SERVER_CORE, process.execPath, script, ...extraArgs] : [script, ...extraArgs];
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * The port a benchmark server announces (`listening PORT` on its stdout, perf/servers/args.ts); rejects when it
+ * exits first or says nothing within `timeoutMs` (the caller decides whether to kill it).
+ */
+export function listeningPort(child: ChildProcess, name: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 10 s`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs / 1000} s`)), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening`));
+    });
     child.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
       const m = /listening (\d+)/.exec(out);
-      if (m !== null) {
-        clearTimeout(timer);
-        resolve({
-          port: Number(m[1]),
-          child,
-          stop: () =>
-            new Promise<void>((r) => {
-              if (child.exitCode !== null) return r();
-              child.once('exit', () => r());
-              child.kill('SIGKILL');
-            }),
-        });
-      }
+      if (m === null) return;
+      clearTimeout(timer);
+      resolve(Number(m[1]));
     });
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before listening`)));
   });
+}
+
+/** How {@link startServer} runs a server beyond its arguments. */
+export interface StartServerOptions {
+  /** Node flags before the script, e.g. ['--expose-gc']. */
+  nodeFlags?: readonly string[];
+  /** The working directory (where a heap snapshot is written). */
+  cwd?: string;
+  /** How `stop()` ends it: SIGKILL by default, SIGTERM to let it exit on its own (the servers exit cleanly on it). */
+  stopSignal?: NodeJS.Signals;
+}
+
+/** Starts `servers/<name>.js` pinned to the server core; resolves once it printed `listening PORT`. */
+export async function startServer(name: string, extraArgs: readonly string[] = [], options: StartServerOptions = {}): Promise<RunningServer> {
+  const node = [process.execPath, ...(options.nodeFlags ?? []), join(PERF_DIR, 'servers', `${name}.js`), ...extraArgs];
+  const argv = HAVE_TASKSET ? ['taskset', '-c', SERVER_CORE, ...node] : node;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
+  const port = await listeningPort(child, name, 10_000);
+  return {
+    port,
+    child,
+    stop: () =>
+      new Promise<void>((r) => {
+        if (child.exitCode !== null || child.signalCode !== null) return r();
+        child.once('exit', () => r());
+        child.kill(options.stopSignal ?? 'SIGKILL');
+      }),
+  };
 }
 
 /** Runs a command pinned to the load core; resolves with its stdout. */

@@ -33,7 +33,7 @@ const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15
 const rounds = Math.max(1, Number(values.rounds));
 const only = values.only?.split(',');
 
-/** One workload: `step()` runs `perStep` operations; `settle()` lets queued microtasks and ticks run. */
+/** One workload: `step()` runs `perStep` operations (the loop below lets write callbacks and Promise reactions run between batches). */
 interface Workload {
   name: string;
   perStep: number;

@@ -59,6 +59,20 @@ async function join(client: WebSocketClient, url: string, name: string, clientId
   return { session, probe, instance: String(members['instance']), members };
 }
 
+/**
+ * Which worker takes a connection is the kernel's choice (lib/cluster's default scheduling; with round-robin, the
+ * primary's, in turn): joins as `name0`, `name1`... until a member lands on an instance `wanted` accepts (the others
+ * leave at once), at most 20 tries; undefined if none did.
+ */
+async function joinWhere(client: WebSocketClient, url: string, name: string, wanted: (instance: string) => boolean): Promise<Member | undefined> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const candidate = await join(client, url, `${name}${attempt}`);
+    if (wanted(candidate.instance)) return candidate;
+    candidate.session.close(1000);
+  }
+  return undefined;
+}
+
 /** Says `text` as `from` and waits for it at `to`. */
 async function say(from: Member, to: Member, text: string): Promise<Received> {
   await from.session.sendText(JSON.stringify({ type: 'message', text }));
@@ -173,29 +187,17 @@ t.test('npm start -- --workers 2: two workers, two members on different workers 
 
   const client = newClient(t);
   const alice = await join(client, url, 'alice');
-  // Which worker takes a connection is the kernel's choice (lib/cluster's default scheduling; with round-robin,
-  // the primary's, in turn): connect until one lands on the other worker (bounded tries).
-  let bob: Member | undefined;
-  for (let attempt = 0; attempt < 20 && bob === undefined; attempt++) {
-    const candidate = await join(client, url, `bob${attempt}`);
-    if (candidate.instance !== alice.instance) bob = candidate;
-    else candidate.session.close(1000);
-  }
+  const bob = await joinWhere(client, url, 'bob', (instance) => instance !== alice.instance);
   if (bob === undefined) return t.fail('no connection landed on the second worker in 20 tries');
   t.not(bob.instance, alice.instance, `alice on ${alice.instance}, bob on ${bob.instance}`);
-  t.ok(pids.some((pid) => alice.instance.endsWith(`/${pid}`)) && pids.some((pid) => bob!.instance.endsWith(`/${pid}`)), 'each instance name ends with its worker\'s PID');
+  t.ok(pids.some((pid) => alice.instance.endsWith(`/${pid}`)) && pids.some((pid) => bob.instance.endsWith(`/${pid}`)), 'each instance name ends with its worker\'s PID');
 
   t.match(await say(alice, bob, 'hello from the first worker'), { name: 'alice', text: 'hello from the first worker' });
   t.match(await say(bob, alice, 'hello back from the second'), { text: 'hello back from the second' });
   // Bob's list was made when he joined, which may be before alice's `joined` reached his worker (it travels
   // through the primary's relay). Once bob has alice's message, his worker has her `joined` too (one origin's
   // messages arrive in order): a member joining there now sees her in the list.
-  let carol: Member | undefined;
-  for (let attempt = 0; attempt < 20 && carol === undefined; attempt++) {
-    const candidate = await join(client, url, `carol${attempt}`);
-    if (candidate.instance === bob.instance) carol = candidate;
-    else candidate.session.close(1000);
-  }
+  const carol = await joinWhere(client, url, 'carol', (instance) => instance === bob.instance);
   if (carol === undefined) return t.fail('no connection landed on the second worker again in 20 tries');
   t.ok((carol.members['names'] as string[]).includes('alice'), 'a joiner on the other worker sees alice in its list');
 
@@ -213,12 +215,7 @@ t.test('npm start -- --workers 2 --redis URL: both together, every worker on Red
   t.match(await cli.line(/^quay chat: 2 workers ready/), /linked through Redis at redis:\/\/127\.0\.0\.1:\d+/);
   const client = newClient(t);
   const alice = await join(client, url, 'alice');
-  let bob: Member | undefined;
-  for (let attempt = 0; attempt < 20 && bob === undefined; attempt++) {
-    const candidate = await join(client, url, `bob${attempt}`);
-    if (candidate.instance !== alice.instance) bob = candidate;
-    else candidate.session.close(1000);
-  }
+  const bob = await joinWhere(client, url, 'bob', (instance) => instance !== alice.instance);
   if (bob === undefined) return t.fail('no connection landed on the second worker in 20 tries');
   t.match(alice.instance, /^node1\/\d+$/, `--instance NAME: NAME/pid per worker (${alice.instance}, ${bob.instance})`);
   t.match(await say(alice, bob, 'through redis'), { name: 'alice', text: 'through redis' });

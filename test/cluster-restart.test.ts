@@ -4,35 +4,14 @@
  * SIGHUP). Processes are stopped by PID.
  */
 import t from 'tap';
-import { ClusterSupervisor } from '../lib/index.js';
-import type { ClusterEvent } from '../lib/index.js';
-import { APP, alive, ensureBuilt, freePort, pidOf, sessions, traffic } from './support/clusterApp.js';
+import { alive, cluster, ensureBuilt, pidOf, sessions, traffic } from './support/clusterApp.js';
 
 await ensureBuilt();
 
 t.test('rolling restart under traffic: 0 refused or failed, old sessions get 1001, new workers serve', async (t) => {
-  const port = await freePort();
-  const events: ClusterEvent[] = [];
-  const errors: Error[] = [];
-  const forked = new Set<number>();
-  const supervisor = new ClusterSupervisor({
-    workers: 2,
-    exec: APP,
-    args: ['--port', String(port)],
-    execArgv: [],
-    handleSignals: false,
-    stopGraceMs: 2000,
-    stopMarginMs: 2000,
-    onEvent: (event) => {
-      events.push(event);
-      if (event.type === 'fork' && event.pid !== undefined) forked.add(event.pid);
-    },
-    onError: (error) => void errors.push(error),
-  });
-  t.teardown(async () => {
-    await supervisor.stop(500);
-    for (const pid of forked) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
+  // The rolling restart waits for each replacement to start and for each old worker to stop: the library's own
+  // start timeout (30 s) and a 2 s grace, not the helper's shorter test values.
+  const { supervisor, port, events, errors } = await cluster(t, { stopGraceMs: 2000, stopMarginMs: 2000, startTimeoutMs: 30_000 });
   await supervisor.start();
   const before = supervisor.workers.map((w) => w.pid!);
   const { clients, pids } = await sessions(t, port, before, 3);

@@ -18,6 +18,22 @@ export function serverTls(): KeyAndCertificate | undefined {
   return values.tls === true ? testCertificates().server : undefined;
 }
 
+/** `--redis URL`: the Redis the server links its instances through; undefined without it (this process only). */
+export function serverRedisUrl(): string | undefined {
+  const { values } = parseArgs({ options: { redis: { type: 'string' } }, strict: false });
+  return typeof values.redis === 'string' ? values.redis : undefined;
+}
+
+/**
+ * With QUAY_FANOUT_EXIT_ON_STDIN_END=1 (set by perf/fanout-cluster-harness.ts, which starts the server with a stdin
+ * pipe): exit when the parent goes (the pipe ends), so that a test killed on its timeout leaves no server behind.
+ */
+export function exitWhenParentGoes(): void {
+  if (process.env['QUAY_FANOUT_EXIT_ON_STDIN_END'] !== '1') return;
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
+
 export function announce(port: number): void {
   console.log(`listening ${port}`);
 }

@@ -11,23 +11,15 @@
  *
  *   node dist/perf/servers/fanout-quay-pubsub.js [--redis redis://127.0.0.1:6379] [--port 0]
  */
-import { parseArgs } from 'node:util';
 import { createClient } from 'redis';
 import { PubSub, RedisBroker, Router, Server, WebSocketUpgradeHandler } from '../../lib/index.js';
 import type { Request, Response, WebSocketListener } from '../../lib/index.js';
-import { announce, exitOnSignal, serverPort } from './args.js';
+import { announce, exitOnSignal, exitWhenParentGoes, serverPort, serverRedisUrl } from './args.js';
 import { memoryStats } from './stats.js';
 
 exitOnSignal();
-// Started by perf/fanout-cluster-harness.ts with a stdin pipe: exit when the parent goes (the pipe ends), so that a
-// test killed on its timeout leaves no server behind.
-if (process.env['QUAY_FANOUT_EXIT_ON_STDIN_END'] === '1') {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
-
-const { values } = parseArgs({ options: { redis: { type: 'string' } }, strict: false });
-const redisUrl = typeof values.redis === 'string' ? values.redis : undefined;
+exitWhenParentGoes();
+const redisUrl = serverRedisUrl();
 
 let broker: RedisBroker | undefined;
 if (redisUrl !== undefined) {

@@ -11,23 +11,15 @@
  *   node dist/perf/servers/fanout-socketio.js --redis redis://127.0.0.1:6379 [--port 0]
  */
 import { createServer } from 'node:http';
-import { parseArgs } from 'node:util';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
-import { announce, exitOnSignal, serverPort } from './args.js';
+import { announce, exitOnSignal, exitWhenParentGoes, serverPort, serverRedisUrl } from './args.js';
 import { memoryStatsJson } from './stats.js';
 
 exitOnSignal();
-// Started by perf/fanout-cluster-harness.ts with a stdin pipe: exit when the parent goes (the pipe ends), so that a
-// test killed on its timeout leaves no server behind.
-if (process.env['QUAY_FANOUT_EXIT_ON_STDIN_END'] === '1') {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
-
-const { values } = parseArgs({ options: { redis: { type: 'string' } }, strict: false });
-const redisUrl = typeof values.redis === 'string' ? values.redis : undefined;
+exitWhenParentGoes();
+const redisUrl = serverRedisUrl();
 
 const ROOM = 'fanout';
 let published = 0;

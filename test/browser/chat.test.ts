@@ -41,7 +41,7 @@ import { freePort } from '../../perf/services/RedisServerProcess.js';
 import { ChatProbe } from './ChatProbe.js';
 import type { Received } from './ChatProbe.js';
 import { findChromium, launchChromium, trustKeysFlag } from './chromium.js';
-import { message, notice, say } from './chatPage.js';
+import { message, notice, say, stepWithScreenshots } from './chatPage.js';
 
 // Chromium, child processes and TLS on a small shared machine: more than tap's default 120 s when it is loaded.
 t.setTimeout(300_000);
@@ -388,24 +388,7 @@ async function browserTests(t: Test, executablePath: string): Promise<void> {
   };
 
   /** A step that, on failure, leaves a screenshot of every open page in its test folder. */
-  const step = (name: string, fn: (t: Test) => Promise<void>) =>
-    t.test(name, async (t) => {
-      let error: unknown;
-      try {
-        await fn(t);
-      } catch (e) {
-        error = e;
-      }
-      if (error !== undefined || !t.passing()) {
-        t.saveFixture = true;
-        const dir = t.testdir();
-        for (const member of open) {
-          await member.page.screenshot({ path: join(dir, `${member.name}.png`), fullPage: true }).catch(() => {});
-        }
-        t.comment(`screenshots of the open pages in ${dir}`);
-      }
-      if (error !== undefined) throw error;
-    });
+  const step = (name: string, fn: (t: Test) => Promise<void>) => stepWithScreenshots(t, open, name, fn);
 
   let alice!: Member;
   let bob!: Member;

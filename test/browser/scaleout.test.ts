@@ -18,7 +18,7 @@ import { RedisServerProcess, findRedisServer } from '../../perf/services/RedisSe
 import { ensureChatBuilt, runCli } from '../support/chatCli.js';
 import type { CliRun } from '../support/chatCli.js';
 import { findChromium, launchChromium } from './chromium.js';
-import { message, notice, say } from './chatPage.js';
+import { message, notice, say, stepWithScreenshots } from './chatPage.js';
 
 // redis-server, two instances, haproxy and Chromium on a small shared machine: more than tap's default 120 s
 // when it is loaded.
@@ -103,22 +103,7 @@ async function scaleOut(t: Test, executablePath: string): Promise<void> {
   const instanceOf = async (member: Member): Promise<string> => (await member.page.locator('#instance').getAttribute('data-instance')) ?? '';
 
   /** A step that, on failure, leaves a screenshot of every open page in its test folder. */
-  const step = (name: string, fn: (t: Test) => Promise<void>) =>
-    t.test(name, async (t) => {
-      let error: unknown;
-      try {
-        await fn(t);
-      } catch (e) {
-        error = e;
-      }
-      if (error !== undefined || !t.passing()) {
-        t.saveFixture = true;
-        const dir = t.testdir();
-        for (const member of open) await member.page.screenshot({ path: join(dir, `${member.name}.png`), fullPage: true }).catch(() => {});
-        t.comment(`screenshots of the open pages in ${dir}; haproxy: ${haproxy.stderr}`);
-      }
-      if (error !== undefined) throw error;
-    });
+  const step = (name: string, fn: (t: Test) => Promise<void>) => stepWithScreenshots(t, open, name, fn, () => `haproxy: ${haproxy.stderr}`);
 
   let alice!: Member;
   let bob!: Member;
