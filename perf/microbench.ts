@@ -12,7 +12,7 @@
  *   node dist/perf/microbench.js [--rounds 15] [--only http,echo,echo-string]
  *
  * http: `GET /hello` with a Host field (what wrk sends) answered by `res.end(body)` with a Content-Type, through a
- * Router, 16 requests per read; echo: 10 masked 64-byte text frames per read (quay-load's echo -c 100 --inflight
+ * Router, 16 requests per read (http-1: one per read, as wrk sends them without pipelining); echo: 10 masked 64-byte text frames per read (quay-load's echo -c 100 --inflight
  * 10) relayed as their validated bytes (`onTextBytes` then `send(bytes, cb, { text: true })`); echo-string: the
  * same through `onText` and `send(string)`.
  */
@@ -43,7 +43,7 @@ interface Workload {
 
 const scheduler = new IdleTimeoutScheduler({ tickMs: 1000 });
 
-function httpWorkload(): Workload {
+function httpWorkload(name: string, perStep: number): Workload {
   const body = Buffer.from('hello world\n');
   const router = new Router().route('/hello', (_req: Request, res: Response) => {
     res.setHeader('Content-Type', 'text/plain');
@@ -52,10 +52,9 @@ function httpWorkload(): Workload {
   const ep = new MemoryEndPoint({ scheduler, idleTimeoutMs: 60_000 });
   const connection = new HttpConnection(ep, () => router, { reportError() {} });
   ep.open(connection);
-  const perStep = 16;
   const requests = Buffer.from('GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n'.repeat(perStep), 'latin1');
   return {
-    name: 'http',
+    name,
     perStep,
     step() {
       ep.feed(requests);
@@ -94,7 +93,8 @@ function echoWorkload(name: string, listener: WebSocketListener): Workload {
 
 const TEXT = { text: true } as const;
 const workloads: (() => Workload)[] = [
-  httpWorkload,
+  () => httpWorkload('http', 16),
+  () => httpWorkload('http-1', 1),
   () =>
     echoWorkload('echo', {
       onTextBytes(session, bytes) {
