@@ -88,6 +88,15 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   get freshReadBuffers(): boolean {
     return false;
   }
+  /**
+   * True when the writes of this endpoint leave at the end of the event loop's turn, with those of the other
+   * endpoints (lib/io/TurnFlush.ts), instead of when the connection returns from the read that caused them. Real
+   * sockets do (fewer wake-ups of their peers); the in-memory endpoint does not, so that a test sees the answer
+   * to what it fed as soon as `feed()` returns. Read once, by the constructor.
+   */
+  protected get flushesAtEndOfTurn(): boolean {
+    return false;
+  }
   private readonly scheduler: IdleTimeoutScheduler | undefined;
   private readonly owner: EndPointOwner | undefined;
   private _idleTimeoutMs: number;
@@ -105,7 +114,11 @@ export abstract class EndPoint implements IdleTimeoutTarget, FlushTarget {
   private _closeCause: Error | undefined;
 
   protected constructor(options: EndPointOptions = {}) {
-    this.flusher = new WriteFlusher(this, options);
+    this.flusher = new WriteFlusher(this, {
+      highWatermark: options.highWatermark,
+      lowWatermark: options.lowWatermark,
+      endOfTurn: this.flushesAtEndOfTurn,
+    });
     this.bufferPool = options.bufferPool ?? defaultBufferPool();
     this.scheduler = options.scheduler;
     this.clock = this.scheduler?.clock ?? systemClock;

@@ -30,6 +30,9 @@ export class SocketEndPoint extends EndPoint {
   override get freshReadBuffers(): boolean {
     return true;
   }
+  protected override get flushesAtEndOfTurn(): boolean {
+    return true;
+  }
   private readonly _remoteAddress: string;
   private readonly _remotePort: number;
   /** Read on first use (a getsockname and Node's cached copy cost ~94 B per connection that nobody asks about). */

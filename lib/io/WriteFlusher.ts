@@ -7,13 +7,15 @@
  * never holds more than one batch; `pendingBytes` is then the true amount this endpoint holds. Node's
  * `socket.write` queues without limit, so the bound (the watermarks) is ours to enforce.
  *
- * Why the first write of a tick is deferred: writes issued in the same tick (a burst of pipelined responses, a
- * broadcast) are gathered and flushed together at the end of the tick (`process.nextTick`, which in Node runs
- * after the current callback and its promise jobs have settled).
+ * Why the first write is deferred: writes issued together (a burst of pipelined responses, a broadcast) are
+ * gathered and flushed as one. By default at the end of the tick (`process.nextTick`, which in Node runs after the
+ * current callback and its promise jobs have settled), or, while the endpoint delivers a read, when the connection
+ * returns (`hold()`/`release()`). With `endOfTurn` (socket endpoints) at the end of the event loop's turn, with
+ * every other endpoint's writes of that turn (TurnFlush.ts: fewer wake-ups of the peers).
  *
  * State machine:
  * ```
- *   IDLE --write()--> SCHEDULED --(end of tick) flush()--> WRITING --completed(ok)--> IDLE or WRITING (more queued)
+ *   IDLE --write()--> SCHEDULED --(end of tick, read or turn) flush()--> WRITING --completed(ok)--> IDLE or WRITING (more queued)
  *   any  --fail(error)--> FAILED (terminal: pending and later callbacks fail with the error)
  * ```
  * A target that completes synchronously (MemoryEndPoint) re-enters `completed()` from inside `transmit()`; the
@@ -21,6 +23,8 @@
  */
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
+import { flushAtEndOfTurn } from './TurnFlush.js';
+import type { TurnFlushable } from './TurnFlush.js';
 
 /** Called once per write: `null` when every byte of that write was handed to the kernel, or the failure. */
 export type WriteCallback = (error: Error | null) => void;
@@ -53,8 +57,14 @@ export interface WatermarkOptions {
 
 export const DEFAULT_HIGH_WATERMARK = 64 * 1024;
 
+/** How a flusher schedules its deferred flush (see the class comment). */
+export interface FlushScheduling {
+  /** Flush at the end of the event loop's turn with the other endpoints' writes (TurnFlush.ts). Default false. */
+  endOfTurn?: boolean;
+}
+
 /** Queues writes for one endpoint and flushes them one gathered write at a time. */
-export class WriteFlusher {
+export class WriteFlusher implements TurnFlushable {
   readonly highWatermark: number;
   readonly lowWatermark: number;
 
@@ -75,8 +85,9 @@ export class WriteFlusher {
   /** While > 0 (the endpoint is delivering a read), a first write does not schedule a nextTick: see `hold()`. */
   private holds = 0;
   private flushOnRelease = false;
+  private readonly endOfTurn: boolean;
 
-  constructor(private readonly target: FlushTarget, options: WatermarkOptions = {}) {
+  constructor(private readonly target: FlushTarget, options: WatermarkOptions & FlushScheduling = {}) {
     const high = options.highWatermark ?? DEFAULT_HIGH_WATERMARK;
     const low = options.lowWatermark ?? Math.floor(high / 4);
     if (!(high > 0) || !(low >= 0) || low > high) {
@@ -84,6 +95,7 @@ export class WriteFlusher {
     }
     this.highWatermark = high;
     this.lowWatermark = low;
+    this.endOfTurn = options.endOfTurn === true;
   }
 
   /** The current state (for dumps and tests). */
@@ -131,8 +143,9 @@ export class WriteFlusher {
     if (callback !== undefined) this.queueCallbacks.push(callback);
     if (this._state === 'IDLE') {
       this._state = 'SCHEDULED';
-      if (this.holds === 0) process.nextTick(flushOnTick, this);
-      else this.flushOnRelease = true;
+      if (this.holds !== 0) this.flushOnRelease = true;
+      else if (this.endOfTurn) flushAtEndOfTurn(this);
+      else process.nextTick(flushOnTick, this);
     }
     if (this.writable && this.pendingBytes >= this.highWatermark) this.writable = false;
     return this.writable;
@@ -147,10 +160,20 @@ export class WriteFlusher {
     this.holds++;
   }
 
-  /** Ends a `hold()`; the last release flushes what was written meanwhile. */
+  /**
+   * Ends a `hold()`; the last release flushes what was written meanwhile (with `endOfTurn`: queues it for the end
+   * of the turn).
+   */
   release(): void {
     if (--this.holds !== 0 || !this.flushOnRelease) return;
     this.flushOnRelease = false;
+    if (this._state !== 'SCHEDULED') return;
+    if (this.endOfTurn) flushAtEndOfTurn(this);
+    else this.flushLoop();
+  }
+
+  /** @internal TurnFlushable: the deferred flush, if it is still due (not flushed, failed or flushed early since). */
+  flushScheduled(): void {
     if (this._state === 'SCHEDULED') this.flushLoop();
   }
 
@@ -286,5 +309,5 @@ export class WriteFlusher {
 }
 
 function flushOnTick(flusher: WriteFlusher): void {
-  if (flusher.state === 'SCHEDULED') flusher.flush();
+  flusher.flushScheduled();
 }
