@@ -15,6 +15,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { WebSocketClient } from '../lib/websocket/WebSocketClient.js';
@@ -49,10 +51,10 @@ function newClient(t: Test): WebSocketClient {
   return client;
 }
 
-/** Connects to `url` (http: or ws:) with the chat subprotocol and joins as `name`. */
-async function join(client: WebSocketClient, url: string, name: string, clientId?: string): Promise<Member> {
+/** Connects to `url` (http:, https:, ws: or wss:) with the chat subprotocol and joins as `name`; `ca` for wss. */
+async function join(client: WebSocketClient, url: string, name: string, clientId?: string, ca?: string): Promise<Member> {
   const probe = new ChatProbe();
-  const session = await client.connect(url.replace(/^http/, 'ws'), { protocols: ['chat'], listener: probe, handshakeTimeoutMs: 5_000 });
+  const session = await client.connect(url.replace(/^http/, 'ws'), { protocols: ['chat'], listener: probe, handshakeTimeoutMs: 5_000, ...(ca === undefined ? {} : { ca }) });
   await session.sendText(JSON.stringify({ type: 'join', name, ...(clientId === undefined ? {} : { client: clientId }) }));
   const members = await probe.next('members');
   await probe.next('joined'); // its own notice
@@ -64,9 +66,9 @@ async function join(client: WebSocketClient, url: string, name: string, clientId
  * primary's, in turn): joins as `name0`, `name1`... until a member lands on an instance `wanted` accepts (the others
  * leave at once), at most 20 tries; undefined if none did.
  */
-async function joinWhere(client: WebSocketClient, url: string, name: string, wanted: (instance: string) => boolean): Promise<Member | undefined> {
+async function joinWhere(client: WebSocketClient, url: string, name: string, wanted: (instance: string) => boolean, ca?: string): Promise<Member | undefined> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const candidate = await join(client, url, `${name}${attempt}`);
+    const candidate = await join(client, url, `${name}${attempt}`, undefined, ca);
     if (wanted(candidate.instance)) return candidate;
     candidate.session.close(1000);
   }
@@ -201,6 +203,43 @@ t.test('npm start -- --workers 2: two workers, two members on different workers 
   if (carol === undefined) return t.fail('no connection landed on the second worker again in 20 tries');
   t.ok((carol.members['names'] as string[]).includes('alice'), 'a joiner on the other worker sees alice in its list');
 
+  cli.stop();
+  t.equal(await cli.exited, 0, 'SIGTERM to the primary stops the workers and exits 0');
+  t.equal((await alice.probe.closed)[0], 1001, 'members got 1001 (going away)');
+});
+
+t.test('npm start -- --workers 2 --tls: every worker serves the certificate the primary made; members on both chat over wss', async (t) => {
+  await ensureChatBuilt();
+  const cli = runCli(t, ['--workers', '2', '--port', '0', '--tls'], process.env, 60_000, true);
+  const workers = await cli.lines(/^quay chat worker \d+: /, 2);
+  await cli.line(/^quay chat: 2 workers ready/);
+  const fingerprint = (await cli.line(/^\s+certificate: self-signed/)).match(/SHA-256 ([0-9A-F:]+)/)?.[1];
+  t.ok(fingerprint, 'the primary printed its certificate');
+  const urls = new Set(workers.map((line) => line.match(/https:\/\/127\.0\.0\.1:\d+\//)?.[0]));
+  t.equal(urls.size, 1, `both workers on one https port: ${[...urls].join(' ')}`);
+  const url = [...urls][0]!;
+  // The certificate a TLS connection gets, whichever worker the kernel gives it to: 8 connections, each its own.
+  const seen = new Set<string>();
+  let pem = '';
+  for (let i = 0; i < 8; i++) {
+    const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(url).port), rejectUnauthorized: false });
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    const certificate = socket.getPeerX509Certificate()!;
+    seen.add(certificate.fingerprint256);
+    pem = certificate.toString();
+    socket.destroy();
+  }
+  t.same([...seen], [fingerprint], 'every connection got the certificate of the primary');
+
+  // The members trust that certificate (and nothing else): wss with it as the CA, verified.
+  const client = newClient(t);
+  const alice = await join(client, url, 'alice', undefined, pem);
+  const bob = await joinWhere(client, url, 'bob', (instance) => instance !== alice.instance, pem);
+  if (bob === undefined) return t.fail('no connection landed on the second worker in 20 tries');
+  t.not(bob.instance, alice.instance, `alice on ${alice.instance}, bob on ${bob.instance}`);
+  t.match(await say(alice, bob, 'over wss, worker to worker'), { name: 'alice', text: 'over wss, worker to worker' });
+  t.match(await say(bob, alice, 'and back'), { text: 'and back' });
   cli.stop();
   t.equal(await cli.exited, 0, 'SIGTERM to the primary stops the workers and exits 0');
   t.equal((await alice.probe.closed)[0], 1001, 'members got 1001 (going away)');
