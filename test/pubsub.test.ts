@@ -12,6 +12,7 @@ import type { Broker, BrokerState, BrokerStats, EnvelopeSink } from '../lib/pubs
 import { ENVELOPE_HEADER_BYTES, MAX_ORIGIN, MAX_TOPIC_BYTES, decodeEnvelope, encodeEnvelope } from '../lib/pubsub/Envelope.js';
 import { BrokerError } from '../lib/pubsub/errors.js';
 import { ClusterBroker } from '../lib/pubsub/ClusterBroker.js';
+import { PendingBytes } from '../lib/pubsub/PendingBytes.js';
 import { member, texts } from './support/pubsubMembers.js';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -384,4 +385,20 @@ t.test('ClusterBroker outside a cluster worker: BrokerError BROKER_MISCONFIGURED
 t.test('OpCode values in the envelope are RFC 6455 opcodes', async (t) => {
   t.equal(OpCode.TEXT, 1);
   t.equal(OpCode.BINARY, 2);
+});
+
+t.test('PendingBytes: the bound of a broker on bytes in flight reserves up to max, refuses past it, releases', async (t) => {
+  t.throws(() => new PendingBytes(0, 100, 'wait'), { code: 'BROKER_MISCONFIGURED' });
+  t.throws(() => new PendingBytes(Number.NaN, 100, 'wait'), { code: 'BROKER_MISCONFIGURED' });
+  t.equal(new PendingBytes(undefined, 100, 'wait').max, 100, 'the default when not given');
+  const pending = new PendingBytes(10, 100, 'wait for the test');
+  t.equal(pending.reserve(6), undefined);
+  t.equal(pending.reserve(4), undefined, 'exactly max is allowed');
+  const refused = pending.reserve(1);
+  t.match(refused, { code: 'BROKER_OVERLOADED', message: '10 bytes wait for the test; 1 more would pass maxPendingBytes (10)' });
+  t.ok(refused instanceof BrokerError);
+  t.equal(pending.bytes, 10, 'a refused reservation reserves nothing');
+  pending.release(6);
+  t.equal(pending.bytes, 4);
+  t.equal(pending.reserve(6), undefined, 'released bytes can be reserved again');
 });

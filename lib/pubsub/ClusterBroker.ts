@@ -6,6 +6,7 @@ import { RELAY_MESSAGE_TYPE, isRelayMessage } from '../cluster/relay.js';
 import type { RelayMessage } from '../cluster/relay.js';
 import type { Broker, BrokerState, BrokerStats, EnvelopeSink } from './Broker.js';
 import { BrokerError } from './errors.js';
+import { PendingBytes } from './PendingBytes.js';
 
 /** Options of {@link ClusterBroker}. */
 export interface ClusterBrokerOptions {
@@ -67,10 +68,9 @@ function channelSerialization(): 'advanced' | 'json' {
 export class ClusterBroker implements Broker {
   /** The relay channel. */
   readonly channel: string;
-  private readonly maxPendingBytes: number;
   private sink: EnvelopeSink | undefined;
   private closed = false;
-  private pendingBytes = 0;
+  private readonly pending: PendingBytes;
   private readonly topics = new Set<string>();
   private readonly counters = { published: 0, publishFailures: 0, received: 0 };
   private readonly listener = (message: unknown): void => {
@@ -98,10 +98,8 @@ export class ClusterBroker implements Broker {
         `a ClusterBroker needs the cluster's IPC channel in 'advanced' serialization (cluster.setupPrimary({ serialization: 'advanced' })); it is '${mode}'`,
       );
     }
-    const max = options.maxPendingBytes ?? DEFAULT_CLUSTER_MAX_PENDING_BYTES;
-    if (!(max > 0)) throw new BrokerError('BROKER_MISCONFIGURED', `maxPendingBytes must be positive (got ${max})`);
+    this.pending = new PendingBytes(options.maxPendingBytes, DEFAULT_CLUSTER_MAX_PENDING_BYTES, 'wait for the IPC channel');
     this.channel = options.channel ?? 'quay:pubsub';
-    this.maxPendingBytes = max;
   }
 
   /** `ready` while the IPC channel to the primary is connected, `unavailable` after, `closed` after close(). */
@@ -140,17 +138,13 @@ export class ClusterBroker implements Broker {
     if (this.closed) return this.fail(new BrokerError('BROKER_CLOSED', 'the ClusterBroker is closed'));
     if (!process.connected) return this.fail(new BrokerError('BROKER_UNAVAILABLE', 'the IPC channel to the cluster primary is closed'));
     const size = envelope.byteLength;
-    if (this.pendingBytes + size > this.maxPendingBytes) {
-      return this.fail(
-        new BrokerError('BROKER_OVERLOADED', `${this.pendingBytes} bytes wait for the IPC channel; ${size} more would pass maxPendingBytes (${this.maxPendingBytes})`),
-      );
-    }
-    this.pendingBytes += size;
+    const overloaded = this.pending.reserve(size);
+    if (overloaded !== undefined) return this.fail(overloaded);
     const message: RelayMessage = { type: RELAY_MESSAGE_TYPE, channel: this.channel, data: envelope };
     return safeToDrop(
       new Promise<void>((resolve, reject) => {
         const done = (error: Error | null): void => {
-          this.pendingBytes -= size;
+          this.pending.release(size);
           if (error === null || error === undefined) {
             this.counters.published++;
             resolve();
@@ -175,8 +169,8 @@ export class ClusterBroker implements Broker {
       kind: 'cluster',
       state: this.state,
       ...this.counters,
-      pendingBytes: this.pendingBytes,
-      maxPendingBytes: this.maxPendingBytes,
+      pendingBytes: this.pending.bytes,
+      maxPendingBytes: this.pending.max,
       subscriptions: this.topics.size,
     };
   }

@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import { safeToDrop } from '../io/safeToDrop.js';
 import type { Broker, BrokerState, BrokerStats, EnvelopeSink } from './Broker.js';
 import { BrokerError } from './errors.js';
+import { PendingBytes } from './PendingBytes.js';
 
 /** A listener of a node-redis buffer-mode subscription. */
 export type NodeRedisBufferListener = (message: Buffer, channel: Buffer) => unknown;
@@ -161,14 +162,13 @@ export class RedisBroker implements Broker {
   private readonly publisher: ClientAdapter;
   private readonly subscriber: ClientAdapter;
   private readonly prefixBytes: Buffer;
-  private readonly maxPendingBytes: number;
   private readonly onError: ((error: Error) => void) | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private sink: EnvelopeSink | undefined;
   private closed = false;
   private wasReady = false;
   private subscriberWasReady = false;
-  private pendingBytes = 0;
+  private readonly pending: PendingBytes;
   private readonly counters = { published: 0, publishFailures: 0, received: 0, clientErrors: 0, resubscribed: 0 };
 
   private readonly onNodeRedisMessage: NodeRedisBufferListener = (message) => {
@@ -205,11 +205,9 @@ export class RedisBroker implements Broker {
     if (options.publisher === options.subscriber) {
       throw new BrokerError('BROKER_MISCONFIGURED', 'the subscriber must be a connection of its own (e.g. publisher.duplicate()): a subscribed connection cannot publish');
     }
-    const max = options.maxPendingBytes ?? DEFAULT_REDIS_MAX_PENDING_BYTES;
-    if (!(max > 0)) throw new BrokerError('BROKER_MISCONFIGURED', `maxPendingBytes must be positive (got ${max})`);
+    this.pending = new PendingBytes(options.maxPendingBytes, DEFAULT_REDIS_MAX_PENDING_BYTES, 'of PUBLISH wait for Redis');
     this.prefix = options.prefix ?? 'quay:';
     this.prefixBytes = Buffer.from(this.prefix, 'utf8');
-    this.maxPendingBytes = max;
     this.onError = options.onError;
   }
 
@@ -289,27 +287,23 @@ export class RedisBroker implements Broker {
     // Redis is back, late and all at once; the caller is better told now.
     if (!this.publisher.ready) return this.fail(new BrokerError('BROKER_UNAVAILABLE', 'Redis is not available (the publisher is not ready)'));
     const size = envelope.byteLength;
-    if (this.pendingBytes + size > this.maxPendingBytes) {
-      return this.fail(
-        new BrokerError('BROKER_OVERLOADED', `${this.pendingBytes} bytes of PUBLISH wait for Redis; ${size} more would pass maxPendingBytes (${this.maxPendingBytes})`),
-      );
-    }
-    this.pendingBytes += size;
+    const overloaded = this.pending.reserve(size);
+    if (overloaded !== undefined) return this.fail(overloaded);
     let sent: Promise<unknown>;
     try {
       sent = this.publisher.client.publish(this.prefix + topic, envelope);
     } catch (e) {
-      this.pendingBytes -= size;
+      this.pending.release(size);
       return this.fail(unavailable(e));
     }
     return safeToDrop(
       sent.then(
         () => {
-          this.pendingBytes -= size;
+          this.pending.release(size);
           this.counters.published++;
         },
         (e: unknown) => {
-          this.pendingBytes -= size;
+          this.pending.release(size);
           this.counters.publishFailures++;
           throw unavailable(e);
         },
@@ -323,8 +317,8 @@ export class RedisBroker implements Broker {
       kind: this.publisher.kind,
       state: this.state,
       ...this.counters,
-      pendingBytes: this.pendingBytes,
-      maxPendingBytes: this.maxPendingBytes,
+      pendingBytes: this.pending.bytes,
+      maxPendingBytes: this.pending.max,
       subscriptions: this.subscriptions.size,
     };
   }
