@@ -143,8 +143,9 @@ export class WriteFlusher implements TurnFlushable {
     if (callback !== undefined) this.queueCallbacks.push(callback);
     if (this._state === 'IDLE') {
       this._state = 'SCHEDULED';
-      if (this.holds !== 0) this.flushOnRelease = true;
-      else if (this.endOfTurn) flushAtEndOfTurn(this);
+      // With endOfTurn a hold changes nothing: the flush waits for the end of the turn either way.
+      if (this.endOfTurn) flushAtEndOfTurn(this);
+      else if (this.holds !== 0) this.flushOnRelease = true;
       else process.nextTick(flushOnTick, this);
     }
     if (this.writable && this.pendingBytes >= this.highWatermark) this.writable = false;
@@ -154,22 +155,18 @@ export class WriteFlusher implements TurnFlushable {
   /**
    * Holds the flush of the writes to come until `release()`: the endpoint holds while a connection handles a read,
    * so that every write that read causes is gathered and flushed right when the handler returns, instead of in a
-   * `process.nextTick` (one fewer tick per request or message on the hot path). Nested holds are counted.
+   * `process.nextTick` (one fewer tick per request or message on the hot path). Nested holds are counted. A flusher
+   * with `endOfTurn` flushes at the end of the turn whether held or not.
    */
   hold(): void {
     this.holds++;
   }
 
-  /**
-   * Ends a `hold()`; the last release flushes what was written meanwhile (with `endOfTurn`: queues it for the end
-   * of the turn).
-   */
+  /** Ends a `hold()`; the last release flushes what was written meanwhile. */
   release(): void {
     if (--this.holds !== 0 || !this.flushOnRelease) return;
     this.flushOnRelease = false;
-    if (this._state !== 'SCHEDULED') return;
-    if (this.endOfTurn) flushAtEndOfTurn(this);
-    else this.flushLoop();
+    if (this._state === 'SCHEDULED') this.flushLoop();
   }
 
   /** @internal TurnFlushable: the deferred flush, if it is still due (not flushed, failed or flushed early since). */
